@@ -1,0 +1,1 @@
+//! Shared helpers of the oxevent benchmark binaries (work in progress).

@@ -1,0 +1,1 @@
+//! The epoll backend of oxevent (work in progress).

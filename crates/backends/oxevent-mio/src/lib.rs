@@ -1,0 +1,1 @@
+//! The mio backend of oxevent (work in progress).

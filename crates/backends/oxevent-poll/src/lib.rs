@@ -1,0 +1,1 @@
+//! The poll backend of oxevent (work in progress).

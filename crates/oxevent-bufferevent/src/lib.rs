@@ -1,0 +1,3 @@
+//! Buffered I/O for oxevent (work in progress).
+
+#![forbid(unsafe_code)]

@@ -1,0 +1,7 @@
+//! The oxevent reactor (work in progress; see the core reactor issue).
+
+#![deny(unsafe_code)]
+
+pub mod sys;
+
+pub use sys::fdio;

@@ -1,0 +1,3 @@
+//! libevent, rebuilt in Rust (work in progress).
+
+#![forbid(unsafe_code)]
