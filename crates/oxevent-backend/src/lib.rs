@@ -45,7 +45,6 @@
 
 use std::fmt;
 use std::io;
-use std::ops::{BitAnd, BitAndAssign, BitOr, BitOrAssign, Not};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +61,10 @@ pub type RawFd = std::os::windows::io::RawSocket;
 #[cfg(not(any(unix, windows)))]
 pub type RawFd = i32;
 
+/// Defines a small bit-flag set type (used by this crate and by
+/// `oxevent-core` for its own flag types, so the two stay alike).
+#[doc(hidden)]
+#[macro_export]
 macro_rules! bitflags_type {
     ($(#[$meta:meta])* $name:ident: $repr:ty { $($(#[$fmeta:meta])* $flag:ident = $value:expr;)* }) => {
         $(#[$meta])*
@@ -99,19 +102,19 @@ macro_rules! bitflags_type {
             #[must_use]
             pub const fn difference(self, other: Self) -> Self { Self(self.0 & !other.0) }
             /// Sets or clears the flags of `other`.
-            pub fn set(&mut self, other: Self, on: bool) {
+            pub const fn set(&mut self, other: Self, on: bool) {
                 if on { self.0 |= other.0 } else { self.0 &= !other.0 }
             }
         }
 
-        impl BitOr for $name { type Output = Self; fn bitor(self, rhs: Self) -> Self { Self(self.0 | rhs.0) } }
-        impl BitOrAssign for $name { fn bitor_assign(&mut self, rhs: Self) { self.0 |= rhs.0 } }
-        impl BitAnd for $name { type Output = Self; fn bitand(self, rhs: Self) -> Self { Self(self.0 & rhs.0) } }
-        impl BitAndAssign for $name { fn bitand_assign(&mut self, rhs: Self) { self.0 &= rhs.0 } }
-        impl Not for $name { type Output = Self; fn not(self) -> Self { Self(!self.0 & Self::all().0) } }
+        impl ::std::ops::BitOr for $name { type Output = Self; fn bitor(self, rhs: Self) -> Self { Self(self.0 | rhs.0) } }
+        impl ::std::ops::BitOrAssign for $name { fn bitor_assign(&mut self, rhs: Self) { self.0 |= rhs.0 } }
+        impl ::std::ops::BitAnd for $name { type Output = Self; fn bitand(self, rhs: Self) -> Self { Self(self.0 & rhs.0) } }
+        impl ::std::ops::BitAndAssign for $name { fn bitand_assign(&mut self, rhs: Self) { self.0 &= rhs.0 } }
+        impl ::std::ops::Not for $name { type Output = Self; fn not(self) -> Self { Self(!self.0 & Self::all().0) } }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 let mut first = true;
                 write!(f, "{}(", stringify!($name))?;
                 $(

@@ -6,7 +6,15 @@
 //! `unsafe` block carries a `// SAFETY:` comment.
 //!
 //! - [`fdio`]: read/readv/write/writev/pread/sendfile/FIONREAD for the buffer layer.
+//! - `clock`: the coarse monotonic clock.
+//! - `signal`: the async-signal-safe handler and the self-pipes.
+//! - [`util`]: `mkfifo`, non-blocking mode (libevent's `evutil`).
 
 #![allow(unsafe_code)]
 
+pub(crate) mod clock;
 pub mod fdio;
+pub(crate) mod signal;
+pub mod util;
+
+pub use signal::{kill_self, raise, signal_disposition_is_default};
