@@ -58,8 +58,14 @@ pub(crate) enum Kind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TimerState {
     None,
-    Heap(u32),
-    Common { queue: u16, prev: u32, next: u32 },
+    /// In the heap; the position is in `EventBase::heap_pos`, a dense array
+    /// beside the slab, so heap moves write to a small, cache-friendly table.
+    Heap,
+    Common {
+        queue: u16,
+        prev: u32,
+        next: u32,
+    },
 }
 
 pub(crate) struct EvData {
@@ -84,12 +90,13 @@ pub(crate) struct EvData {
     pub(crate) active: bool,
     pub(crate) res: What,
     pub(crate) ncalls: u16,
-    pub(crate) act_prev: u32,
-    pub(crate) act_next: u32,
 }
 
 pub(crate) struct Slot {
     pub(crate) generation: u32,
+    /// Bumped on every activation; an active-queue entry is live only while
+    /// it matches (kept across slot reuse so old entries never match).
+    pub(crate) act_seq: u32,
     pub(crate) data: Option<EvData>,
 }
 
@@ -126,6 +133,12 @@ pub(crate) struct CommonQueue {
     pub(crate) head: u32,
     pub(crate) tail: u32,
     pub(crate) heap_pos: u32,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ActiveQueue {
+    pub(crate) queue: std::collections::VecDeque<(u32, u32)>,
+    pub(crate) live: u32,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -208,10 +221,14 @@ pub struct EventBase {
     pub(crate) changelist: bool,
 
     pub(crate) heap: TimerHeap,
+    /// Heap position per slot (valid while the slot's timer is `Heap`).
+    pub(crate) heap_pos: Vec<u32>,
     pub(crate) commons: Vec<CommonQueue>,
 
-    /// Per priority: head and tail of the intrusive active list.
-    pub(crate) active: Vec<(u32, u32)>,
+    /// Per priority: the queue of (slot, activation sequence) entries and
+    /// the number of live ones. Deactivating an event leaves a dead entry
+    /// behind (skipped when popped) so no neighbour is touched.
+    pub(crate) active: Vec<ActiveQueue>,
     pub(crate) counts: Counts,
 
     pub(crate) sig: Option<SignalState>,
@@ -311,8 +328,11 @@ impl EventBase {
             changes: Vec::new(),
             changelist: config.changelist,
             heap: TimerHeap::default(),
+            heap_pos: Vec::new(),
             commons: Vec::new(),
-            active: vec![(NIL, NIL); usize::from(config.priorities)],
+            active: (0..config.priorities)
+                .map(|_| ActiveQueue::default())
+                .collect(),
             counts: Counts::default(),
             sig: None,
             remote: None,
@@ -389,7 +409,7 @@ impl EventBase {
                 "callbacks are queued",
             ));
         }
-        self.active = vec![(NIL, NIL); usize::from(n)];
+        self.active = (0..n).map(|_| ActiveQueue::default()).collect();
         for s in &mut self.slots {
             if let Some(d) = &mut s.data {
                 d.priority = d.priority.min(n - 1);
@@ -462,8 +482,10 @@ impl EventBase {
             let idx = self.slots.len() as u32;
             self.slots.push(Slot {
                 generation: 0,
+                act_seq: 0,
                 data: Some(data),
             });
+            self.heap_pos.push(NOT_IN_HEAP);
             Event { idx, generation: 0 }
         }
     }
@@ -486,8 +508,6 @@ impl EventBase {
             active: false,
             res: What::empty(),
             ncalls: 0,
-            act_prev: NIL,
-            act_next: NIL,
         }
     }
 
@@ -991,15 +1011,12 @@ impl EventBase {
 
     // ----- timers -----
 
-    fn set_pos(slots: &mut [Slot], commons: &mut [CommonQueue], key: u32, pos: u32) {
+    #[inline]
+    fn set_pos(heap_pos: &mut [u32], commons: &mut [CommonQueue], key: u32, pos: u32) {
         if key >= COMMON_KEY {
             commons[(key - COMMON_KEY) as usize].heap_pos = pos;
-        } else if let Some(d) = slots[key as usize].data.as_mut() {
-            d.timer = if pos == NOT_IN_HEAP {
-                TimerState::None
-            } else {
-                TimerState::Heap(pos)
-            };
+        } else {
+            heap_pos[key as usize] = pos;
         }
     }
 
@@ -1037,12 +1054,12 @@ impl EventBase {
     pub(crate) fn timer_set(&mut self, idx: u32, deadline: u64, rel: u64) {
         let common = self.commons.iter().position(|c| c.duration == rel);
         match (self.d(idx).timer, common) {
-            (TimerState::Heap(pos), None) => {
+            (TimerState::Heap, None) => {
                 self.d(idx).deadline = deadline;
-                let (slots, commons) = (&mut self.slots, &mut self.commons);
-                self.heap.update(pos, deadline, &mut |k, p| {
-                    Self::set_pos(slots, commons, k, p)
-                });
+                let pos = self.heap_pos[idx as usize];
+                let (hp, commons) = (&mut self.heap_pos, &mut self.commons);
+                self.heap
+                    .update(pos, deadline, &mut |k, p| Self::set_pos(hp, commons, k, p));
                 return;
             }
             (TimerState::None, _) => {}
@@ -1051,9 +1068,10 @@ impl EventBase {
         self.d(idx).deadline = deadline;
         match common {
             None => {
-                let (slots, commons) = (&mut self.slots, &mut self.commons);
+                self.d(idx).timer = TimerState::Heap;
+                let (hp, commons) = (&mut self.heap_pos, &mut self.commons);
                 self.heap.push(Entry { deadline, key: idx }, &mut |k, p| {
-                    Self::set_pos(slots, commons, k, p)
+                    Self::set_pos(hp, commons, k, p)
                 });
             }
             Some(q) => self.common_insert(q, idx, deadline),
@@ -1118,17 +1136,20 @@ impl EventBase {
     fn common_reschedule(&mut self, q: usize) {
         let head = self.commons[q].head;
         let pos = self.commons[q].heap_pos;
-        let (slots, commons) = (&mut self.slots, &mut self.commons);
-        let mut sp = |k, p| Self::set_pos(slots, commons, k, p);
+        let (hp, commons) = (&mut self.heap_pos, &mut self.commons);
+        let mut sp = |k, p| Self::set_pos(hp, commons, k, p);
         if head == NIL {
             if pos != NOT_IN_HEAP {
                 self.heap.remove(pos, &mut sp);
             }
             return;
         }
-        let deadline = sp_deadline(&self.slots_ro(), head);
-        let (slots, commons) = (&mut self.slots, &mut self.commons);
-        let mut sp = |k, p| Self::set_pos(slots, commons, k, p);
+        let deadline = self.slots[head as usize]
+            .data
+            .as_ref()
+            .map_or(0, |d| d.deadline);
+        let (hp, commons) = (&mut self.heap_pos, &mut self.commons);
+        let mut sp = |k, p| Self::set_pos(hp, commons, k, p);
         if pos == NOT_IN_HEAP {
             self.heap.push(
                 Entry {
@@ -1142,17 +1163,14 @@ impl EventBase {
         }
     }
 
-    fn slots_ro(&self) -> &[Slot] {
-        &self.slots
-    }
-
     pub(crate) fn timer_remove(&mut self, idx: u32) {
         match self.d(idx).timer {
             TimerState::None => {}
-            TimerState::Heap(pos) => {
-                let (slots, commons) = (&mut self.slots, &mut self.commons);
+            TimerState::Heap => {
+                let pos = self.heap_pos[idx as usize];
+                let (hp, commons) = (&mut self.heap_pos, &mut self.commons);
                 self.heap
-                    .remove(pos, &mut |k, p| Self::set_pos(slots, commons, k, p));
+                    .remove(pos, &mut |k, p| Self::set_pos(hp, commons, k, p));
                 self.d(idx).timer = TimerState::None;
             }
             TimerState::Common { queue, prev, next } => {
@@ -1268,18 +1286,11 @@ impl EventBase {
             1
         };
         let p = usize::from(d.priority);
-        let tail = self.active[p].1;
-        {
-            let d = self.d(idx);
-            d.act_prev = tail;
-            d.act_next = NIL;
-        }
-        if tail == NIL {
-            self.active[p].0 = idx;
-        } else {
-            self.d(tail).act_next = idx;
-        }
-        self.active[p].1 = idx;
+        let s = &mut self.slots[idx as usize];
+        s.act_seq = s.act_seq.wrapping_add(1);
+        let q = &mut self.active[p];
+        q.queue.push_back((idx, s.act_seq));
+        q.live += 1;
         self.counts.active += 1;
         self.counts.max_active = self.counts.max_active.max(self.counts.active);
         if let Some(rp) = self.running_priority {
@@ -1289,27 +1300,28 @@ impl EventBase {
         }
     }
 
+    /// Takes `idx` off its active queue; its queue entry goes dead in place.
     pub(crate) fn deactivate(&mut self, idx: u32) {
         let d = self.d(idx);
         if !d.active {
             return;
         }
-        let (prev, next, p) = (d.act_prev, d.act_next, usize::from(d.priority));
+        let p = usize::from(d.priority);
         d.active = false;
         d.res = What::empty();
-        d.act_prev = NIL;
-        d.act_next = NIL;
-        if prev == NIL {
-            self.active[p].0 = next;
-        } else {
-            self.d(prev).act_next = next;
-        }
-        if next == NIL {
-            self.active[p].1 = prev;
-        } else {
-            self.d(next).act_prev = prev;
-        }
+        self.active[p].live -= 1;
         self.counts.active -= 1;
+    }
+
+    /// Pops the next live entry of priority `p`, dropping dead ones.
+    pub(crate) fn pop_active(&mut self, p: usize) -> Option<u32> {
+        while let Some((idx, seq)) = self.active[p].queue.pop_front() {
+            let s = &self.slots[idx as usize];
+            if s.act_seq == seq && s.data.as_ref().is_some_and(|d| d.active) {
+                return Some(idx);
+            }
+        }
+        None
     }
 
     /// Activates every pending event on `fd` that waits for any of `what`
@@ -1494,8 +1506,4 @@ impl EventBase {
     pub(crate) fn has_events(&self) -> bool {
         self.counts.added > 0 || self.counts.virt > 0 || self.counts.active > 0
     }
-}
-
-fn sp_deadline(slots: &[Slot], idx: u32) -> u64 {
-    slots[idx as usize].data.as_ref().map_or(0, |d| d.deadline)
 }

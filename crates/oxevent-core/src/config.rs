@@ -14,6 +14,8 @@ pub const MAX_PRIORITIES: u16 = 256;
 /// (kqueue, IOCP, or epoll again), then poll as the fallback.
 #[doc(alias = "eventops")]
 #[must_use]
+// Pushed one by one because each entry has its own cfg.
+#[allow(clippy::vec_init_then_push)]
 pub fn default_methods() -> Vec<BackendDescriptor> {
     #[allow(unused_mut)] // empty when no backend feature is on
     let mut v = Vec::new();

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::ops::ControlFlow;
 use std::time::Duration;
 
-use crate::base::{EventBase, EventInfo, Kind, NIL};
+use crate::base::{EventBase, EventInfo, Kind};
 use crate::flags::{LoopFlags, What};
 use crate::watch::WatchInfo;
 
@@ -143,7 +143,9 @@ impl EventBase {
     fn process_active(&mut self) -> usize {
         let mut total = 0;
         for p in 0..self.active.len() {
-            if self.active[p].0 == NIL {
+            if self.active[p].live == 0 {
+                // Only dead entries (if any): drop them.
+                self.active[p].queue.clear();
                 continue;
             }
             let limited = p as u16 >= self.max_dispatch.min_priority
@@ -165,8 +167,7 @@ impl EventBase {
         let mut ran = 0u32;
         let start = if limited { self.clock.precise_ns() } else { 0 };
         self.continue_req = false;
-        while self.active[p].0 != NIL {
-            let idx = self.active[p].0;
+        while let Some(idx) = self.pop_active(p) {
             self.deactivate_for_run(idx);
             if !self.d(idx).internal {
                 real += 1;

@@ -85,11 +85,11 @@ fn errno_location() -> *mut libc::c_int {
 
 extern "C" fn handler(sig: libc::c_int) {
     let errno = errno_location();
-    // SAFETY: `errno` is null or the calling thread's errno, which is valid
-    // to read for the life of the thread.
     let saved = if errno.is_null() {
         0
     } else {
+        // SAFETY: `errno` is the calling thread's errno, which is valid to
+        // read for the life of the thread.
         unsafe { *errno }
     };
     if (1..=MAX_SIGNAL).contains(&sig) {

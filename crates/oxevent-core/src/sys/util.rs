@@ -38,3 +38,20 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The CPU time (user plus system) this process has used so far
+/// (`getrusage(RUSAGE_SELF)`), for benchmarks.
+///
+/// # Errors
+///
+/// The OS error from `getrusage`.
+pub fn process_cpu_time() -> io::Result<std::time::Duration> {
+    // SAFETY: an all-zero rusage is a valid out-parameter.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is valid and writable for the duration of the call.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let tv = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Ok(tv(ru.ru_utime) + tv(ru.ru_stime))
+}

@@ -10,10 +10,12 @@ use oxevent_core::{Config, Event, EventBase, What};
 
 use crate::common::Watchdog;
 
+/// Per timer: its event, the earliest instant it may fire, and its count.
+type Timers = Rc<RefCell<Vec<(Option<Event>, Instant, u32)>>>;
+
 fn churn(base: &mut EventBase) {
     const N: usize = 50;
-    let state: Rc<RefCell<Vec<(Option<Event>, Instant, u32)>>> =
-        Rc::new(RefCell::new(vec![(None, Instant::now(), 0); N]));
+    let state: Timers = Rc::new(RefCell::new(vec![(None, Instant::now(), 0); N]));
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut rnd = move || {
         seed ^= seed << 13;
