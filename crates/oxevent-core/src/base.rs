@@ -244,6 +244,8 @@ pub struct EventBase {
     pub(crate) running_priority: Option<u16>,
     pub(crate) max_dispatch: MaxDispatch,
     pub(crate) ready: ReadyList,
+    /// Per-type state of the layers above (bufferevents, listeners, ...).
+    pub(crate) extensions: Vec<(std::any::TypeId, Box<dyn std::any::Any>)>,
 }
 
 impl fmt::Debug for EventBase {
@@ -346,6 +348,7 @@ impl EventBase {
             running_priority: None,
             max_dispatch: config.max_dispatch,
             ready: ReadyList::with_capacity(64),
+            extensions: Vec::new(),
         };
         if base.clock.is_manual() {
             let w = base.waker()?;
@@ -1489,6 +1492,39 @@ impl EventBase {
             }
         }
         n
+    }
+
+    /// The base's instance of the extension state `T`, created with
+    /// `T::default()` on first use.
+    ///
+    /// This is how the layers above the reactor keep their objects inside the
+    /// base, so that every callback, which gets `&mut EventBase`, can reach
+    /// them: `oxevent-bufferevent` keeps its bufferevents here, in a slab with
+    /// generational handles, exactly as the base keeps its events. There are
+    /// few extension types, so lookup is a short linear scan.
+    pub fn extension<T: std::any::Any + Default>(&mut self) -> &mut T {
+        let id = std::any::TypeId::of::<T>();
+        let i = match self.extensions.iter().position(|(t, _)| *t == id) {
+            Some(i) => i,
+            None => {
+                self.extensions.push((id, Box::new(T::default())));
+                self.extensions.len() - 1
+            }
+        };
+        self.extensions[i]
+            .1
+            .downcast_mut::<T>()
+            .expect("the TypeId matched")
+    }
+
+    /// The extension state `T` if it exists, without creating it.
+    #[must_use]
+    pub fn extension_ref<T: std::any::Any>(&self) -> Option<&T> {
+        let id = std::any::TypeId::of::<T>();
+        self.extensions
+            .iter()
+            .find(|(t, _)| *t == id)
+            .and_then(|(_, b)| b.downcast_ref::<T>())
     }
 
     /// Adds a virtual event: something outside the base's own events (such

@@ -824,3 +824,18 @@ fn time_is_cached_per_iteration_and_refreshable() {
     let wall = base.gettimeofday_cached();
     assert!(wall > std::time::SystemTime::UNIX_EPOCH);
 }
+
+#[test]
+fn extensions_hold_per_layer_state() {
+    #[derive(Default)]
+    struct Layer {
+        n: u32,
+    }
+    let mut base = base();
+    assert!(base.extension_ref::<Layer>().is_none());
+    base.extension::<Layer>().n += 1;
+    let ev = base.user_new(|base, _, _| base.extension::<Layer>().n += 10);
+    base.activate(ev, What::READ, 1).unwrap();
+    base.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(base.extension_ref::<Layer>().map(|l| l.n), Some(11));
+}
