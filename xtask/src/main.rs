@@ -6,6 +6,7 @@
 //! at the first failure. Only `std` is used so that the tool itself compiles in a second.
 
 mod bench;
+mod mapping;
 mod tidy;
 
 use std::env;
@@ -28,6 +29,8 @@ commands:
   docs                  RUSTDOCFLAGS=\"-D warnings\" cargo doc --workspace --no-deps --locked
   tidy                  source checks: module docs, SAFETY comments and where unsafe lives,
                         no todo!/dbg!/unimplemented!, doc aliases listed in docs/libevent-mapping.md
+                        and its generated table up to date
+  mapping               regenerate the table of docs/libevent-mapping.md from the doc aliases
   bench build           cargo build --release -p oxevent-benches, and compile benches/c/*.c
                         into benches/c/build/
   bench compare [--quick] [--reps N] [--no-build] [--pin CPU]
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         "test" => no_args(cmd, rest).and_then(|()| test()),
         "docs" => no_args(cmd, rest).and_then(|()| docs()),
         "tidy" => no_args(cmd, rest).and_then(|()| tidy_cmd()),
+        "mapping" => no_args(cmd, rest).and_then(|()| mapping::run(&root())),
         "bench" => bench::main(rest),
         "fuzz-smoke" => fuzz_smoke(rest),
         "ci" => no_args(cmd, rest).and_then(|()| ci()),

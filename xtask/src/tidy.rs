@@ -67,6 +67,14 @@ pub(crate) fn check_all(root: &Path) -> crate::Result<Vec<Problem>> {
             aliases.push((rel.clone(), line, name));
         }
     }
+    if !aliases.is_empty() && root.join(MAPPING_DOC).exists() && !crate::mapping::is_current(root)?
+    {
+        problems.push(problem(
+            MAPPING_DOC,
+            0,
+            "the generated table is out of date: run `cargo xtask mapping`",
+        ));
+    }
     if !aliases.is_empty() {
         match fs::read_to_string(root.join(MAPPING_DOC)) {
             Ok(mapping) => problems.extend(check_aliases(&aliases, &mapping)),
@@ -84,7 +92,7 @@ pub(crate) fn check_all(root: &Path) -> crate::Result<Vec<Problem>> {
 }
 
 /// All `.rs` files below `dir`, skipping `target` and hidden directories.
-fn collect_rs_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+pub(crate) fn collect_rs_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();

@@ -41,7 +41,7 @@
 //! # Feature flags
 //!
 //! - `conformance` (disabled): the backend conformance suite, see
-//!   [`backend_conformance_tests!`].
+//!   `backend_conformance_tests!`.
 
 use std::fmt;
 use std::io;

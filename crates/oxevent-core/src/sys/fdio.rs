@@ -92,7 +92,7 @@ pub fn pread(file: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<us
 /// # Errors
 ///
 /// The OS error; `Unsupported` where there is no `sendfile`, so that callers
-/// fall back to [`pread`] and [`write`].
+/// fall back to [`pread`] and [`write()`].
 pub fn sendfile(
     out: BorrowedFd<'_>,
     file: BorrowedFd<'_>,
