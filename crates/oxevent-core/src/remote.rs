@@ -30,6 +30,8 @@ pub(crate) struct RemoteShared {
     pending: AtomicBool,
     break_req: AtomicBool,
     waker: Waker,
+    /// The thread the base lives on (a base is `!Send`, so it never moves).
+    owner: std::thread::ThreadId,
 }
 
 /// A `Send + Sync + Clone` handle to an [`EventBase`] for other threads.
@@ -88,6 +90,14 @@ impl Remote {
         self.send(Msg::Activate(ev, what))
     }
 
+    /// Whether the calling thread is the base's own thread, where the base
+    /// must be used directly rather than through this handle (a blocking
+    /// request to the loop from its own thread would wait for itself).
+    #[must_use]
+    pub fn is_loop_thread(&self) -> bool {
+        std::thread::current().id() == self.0.owner
+    }
+
     /// Asks the loop to break (`event_base_loopbreak`). If the loop is not
     /// running, the next run of it returns at once.
     ///
@@ -132,6 +142,7 @@ impl EventBase {
             pending: AtomicBool::new(false),
             break_req: AtomicBool::new(false),
             waker,
+            owner: std::thread::current().id(),
         });
         self.remote = Some(shared.clone());
         Ok(Remote(shared))

@@ -81,8 +81,16 @@ impl EventBase {
                 self.flush_changes();
                 return Ok(LoopStatus::NoEvents);
             }
+            let mut timeout = timeout;
             if self.watchers.has_prepare() {
                 self.run_watchers(true, WatchInfo { timeout });
+                // A watcher may have queued callbacks or armed a sooner timer
+                // (the bufferevent layer flushes its writes here).
+                if self.counts.active > 0 || self.got_break || self.got_exit {
+                    timeout = Some(Duration::ZERO);
+                } else if !flags.contains(LoopFlags::NONBLOCK) {
+                    timeout = self.next_timeout();
+                }
             }
             self.flush_changes();
             self.ready.clear();

@@ -55,3 +55,61 @@ pub fn process_cpu_time() -> io::Result<std::time::Duration> {
     let tv = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Ok(tv(ru.ru_utime) + tv(ru.ru_stime))
 }
+
+/// Raises the soft limit on open files (`RLIMIT_NOFILE`) to the hard limit,
+/// or to `want` if that is lower, and returns the new soft limit. Servers
+/// holding thousands of connections need this.
+///
+/// # Errors
+///
+/// The OS error from `getrlimit` or `setrlimit`.
+pub fn raise_fd_limit(want: u64) -> io::Result<u64> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `rl` is a valid, writable rlimit for the duration of the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every target
+    let target = (want as libc::rlim_t).min(rl.rlim_max);
+    if target > rl.rlim_cur {
+        rl.rlim_cur = target;
+        // SAFETY: `rl` is a valid rlimit read above, with rlim_cur <= rlim_max.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every target
+    Ok(rl.rlim_cur as u64)
+}
+
+/// Asks the kernel to wake a listening TCP socket only once a new
+/// connection has data to read, or after `seconds` (`TCP_DEFER_ACCEPT`;
+/// libevent's `evutil_make_tcp_listen_socket_deferred`, which uses 1 second).
+/// Linux and Android only: other systems have no such option.
+///
+/// # Errors
+///
+/// The OS error from `setsockopt`, e.g. `EOPNOTSUPP` for a non-TCP socket.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[doc(alias = "evutil_make_tcp_listen_socket_deferred")]
+pub fn set_tcp_defer_accept(fd: BorrowedFd<'_>, seconds: u32) -> io::Result<()> {
+    let v = libc::c_int::try_from(seconds).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `v` is a live c_int for the duration of the call and the length
+    // passed is exactly its size; the fd is borrowed, hence open.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            std::ptr::from_ref(&v).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

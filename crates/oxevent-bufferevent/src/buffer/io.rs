@@ -1,0 +1,148 @@
+//! Reading into and writing from a [`Buffer`] with file descriptors.
+//!
+//! - [`Buffer::read_from`] sizes a read with `FIONREAD`, capped by the
+//!   caller's maximum, reserves that much spare space (at most two slices)
+//!   and fills it with one `readv`.
+//! - [`Buffer::write_atmost`] hands up to
+//!   [`MAX_IOVECS`](oxevent_core::fdio::MAX_IOVECS) in-memory segments to one
+//!   `writev`; a file segment at the front is sent with `sendfile` instead
+//!   (or `pread` plus `write` where the OS has no `sendfile`).
+//!
+//! Each call makes one system call for the data (plus `FIONREAD` for
+//! reads), like libevent; `WouldBlock` and the other OS errors come back as
+//! [`BufferError::Io`].
+
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, BorrowedFd};
+
+use oxevent_core::fdio;
+
+use super::segment::Seg;
+use super::{Buffer, BufferError};
+
+/// Bytes read at a time when a file segment must go through user space
+/// because `sendfile` is not available.
+const FALLBACK_CHUNK: usize = 64 * 1024;
+
+impl Buffer {
+    /// Reads from `fd` into the end of the buffer: as many bytes as
+    /// `FIONREAD` says are waiting, at most `max` (and `max` when `FIONREAD`
+    /// fails or says zero). Returns the bytes read; `Ok(0)` is end of file.
+    ///
+    /// # Errors
+    ///
+    /// [`BufferError::ZeroLimit`] when `max == 0`; [`BufferError::Frozen`]
+    /// when the end is frozen; [`BufferError::Io`] for the OS error
+    /// (including `WouldBlock`). Nothing is added on error.
+    #[doc(alias = "evbuffer_read")]
+    #[doc(alias = "evbuffer_set_max_read")]
+    pub fn read_from(&mut self, fd: BorrowedFd<'_>, max: usize) -> Result<usize, BufferError> {
+        self.check_end()?;
+        if max == 0 {
+            return Err(BufferError::ZeroLimit);
+        }
+        let want = match fdio::bytes_readable(fd) {
+            Ok(n) if n > 0 => n.min(max),
+            _ => max,
+        };
+        let got = {
+            let mut r = self.reserve_capped(want, want)?;
+            loop {
+                match fdio::readv(fd, &mut r) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => break other,
+                }
+            }
+        };
+        let r = match got {
+            Ok(n) => self.commit(n).map(|()| n),
+            Err(e) => {
+                self.resv = None;
+                Err(BufferError::Io(e))
+            }
+        };
+        // Nothing read into an empty buffer (end of file, `WouldBlock`):
+        // give the reserved segment back, so that an idle connection holds
+        // no memory.
+        self.release_if_empty();
+        r
+    }
+
+    /// Writes as much of the buffer as one system call takes to `fd` and
+    /// drains what was written (libevent's `evbuffer_write`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Buffer::write_atmost`].
+    #[doc(alias = "evbuffer_write")]
+    pub fn write_to(&mut self, fd: BorrowedFd<'_>) -> Result<usize, BufferError> {
+        self.write_atmost(fd, usize::MAX)
+    }
+
+    /// Writes at most `n` bytes from the front of the buffer to `fd` with
+    /// one `writev` over up to `MAX_IOVECS` segments (or one `sendfile` for
+    /// a file segment at the front), and drains what was written. Returns
+    /// the number of bytes written (0 for an empty buffer or `n == 0`).
+    ///
+    /// # Errors
+    ///
+    /// [`BufferError::Frozen`] when the start is frozen; [`BufferError::Io`]
+    /// for the OS error (`WouldBlock`, `BrokenPipe`, ...); an error reading
+    /// a file segment when it goes through `pread`.
+    #[doc(alias = "evbuffer_write_atmost")]
+    pub fn write_atmost(&mut self, fd: BorrowedFd<'_>, n: usize) -> Result<usize, BufferError> {
+        self.check_start()?;
+        let limit = n.min(self.len);
+        if limit == 0 {
+            return Ok(0);
+        }
+        let written = match self.segs.front() {
+            Some(Seg::File(f)) => {
+                let len = f.len().min(limit);
+                match retry(|| fdio::sendfile(fd, f.file().as_fd(), f.offset(), len)) {
+                    Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                        let mut tmp = vec![0; len.min(FALLBACK_CHUNK)];
+                        f.read_exact_at(0, &mut tmp)?;
+                        retry(|| fdio::write(fd, &tmp))?
+                    }
+                    other => other?,
+                }
+            }
+            _ => {
+                let mut iov = [IoSlice::new(&[]); fdio::MAX_IOVECS];
+                let mut k = 0;
+                let mut left = limit;
+                for seg in &self.segs {
+                    if k == iov.len() || left == 0 {
+                        break;
+                    }
+                    let Some(m) = seg.mem() else { break };
+                    let take = m.len().min(left);
+                    if take == 0 {
+                        break;
+                    }
+                    iov[k] = IoSlice::new(&m[..take]);
+                    left -= take;
+                    k += 1;
+                }
+                retry(|| fdio::writev(fd, &iov[..k]))?
+            }
+        };
+        if written > 0 {
+            self.resv = None;
+            let orig = self.len;
+            self.drain_inner(written);
+            self.changed(orig, 0, written);
+        }
+        Ok(written)
+    }
+}
+
+fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,540 @@
+//! Socket bufferevents: an fd, a persistent read event and a write event
+//! armed only while output is pending; non-blocking connect, and
+//! `connect_hostname` trying every resolved address in turn.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use oxevent_core::{Event, EventBase, What, util};
+use socket2::{Domain, SockRef, Socket, Type};
+
+use super::{
+    BevData, BevEvent, BevFlags, BevOptions, BufferEvent, Family, Kind, Resolve, data, eventcb,
+    readcb, release_fd, suspend, update_read_wm, writecb,
+};
+use crate::buffer::BufferError;
+use crate::slab::Key;
+
+/// The socket side of a bufferevent.
+#[derive(Default)]
+pub(crate) struct SocketState {
+    pub(crate) fd: Option<OwnedFd>,
+    pub(crate) read_ev: Option<Event>,
+    pub(crate) write_ev: Option<Event>,
+    read_armed: bool,
+    write_armed: bool,
+    /// Timeouts changed: re-add armed events with the new values.
+    pub(crate) rearm: bool,
+    connecting: bool,
+    /// Addresses still to try for `connect_hostname`.
+    pending_addrs: VecDeque<SocketAddr>,
+    dns_error: Option<String>,
+}
+
+impl SocketState {
+    pub(crate) fn release(mut self, base: &mut EventBase, options: BevOptions) {
+        for ev in [self.read_ev.take(), self.write_ev.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = base.free(ev);
+        }
+        if let Some(fd) = self.fd.take() {
+            release_fd(fd, options);
+        }
+    }
+}
+
+fn state(d: &mut BevData) -> &mut SocketState {
+    match &mut d.kind {
+        Kind::Socket(s) => s,
+        _ => unreachable!("socket functions are only called for socket bufferevents"),
+    }
+}
+
+impl BufferEvent {
+    /// A bufferevent over a connected (or, with [`connect`](Self::connect),
+    /// to-be-connected) socket (`bufferevent_socket_new`). The fd is put in
+    /// non-blocking mode. Writing starts enabled, reading does not.
+    ///
+    /// # Errors
+    ///
+    /// The OS error for an fd the backend cannot watch.
+    #[doc(alias = "bufferevent_socket_new")]
+    pub fn socket(
+        base: &mut EventBase,
+        fd: Option<OwnedFd>,
+        options: BevOptions,
+    ) -> io::Result<Self> {
+        let bev = Self::insert(
+            base,
+            BevData::new(Kind::Socket(SocketState::default()), options),
+        );
+        if let Some(fd) = fd {
+            if let Err(e) = bev.setfd(base, fd) {
+                let _ = bev.free(base);
+                return Err(e);
+            }
+        }
+        Ok(bev)
+    }
+
+    /// Replaces the fd of a socket bufferevent (`bufferevent_setfd`); the
+    /// old one is released as the options say.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for a freed bufferevent, `InvalidInput` for another kind,
+    /// the OS error for an fd that cannot be watched.
+    #[doc(alias = "bufferevent_setfd")]
+    pub fn setfd(self, base: &mut EventBase, fd: OwnedFd) -> io::Result<()> {
+        let options = data(base, self.key)?.options;
+        self.replace_fd(base, fd, options.contains(BevOptions::CLOSE_ON_FREE))
+    }
+
+    /// Puts `fd` in place of the current fd (closed if `close_old`) with
+    /// fresh events; the connect state (addresses left to try, DNS error)
+    /// stays.
+    fn replace_fd(self, base: &mut EventBase, fd: OwnedFd, close_old: bool) -> io::Result<()> {
+        util::set_nonblocking(fd.as_fd())?;
+        let key = self.key;
+        let s = state_of(base, key)?;
+        let (old_fd, old_r, old_w) = (s.fd.take(), s.read_ev.take(), s.write_ev.take());
+        s.read_armed = false;
+        s.write_armed = false;
+        s.connecting = false;
+        for ev in [old_r, old_w].into_iter().flatten() {
+            let _ = base.free(ev);
+        }
+        if let Some(old) = old_fd {
+            release_fd(
+                old,
+                if close_old {
+                    BevOptions::CLOSE_ON_FREE
+                } else {
+                    BevOptions::empty()
+                },
+            );
+        }
+        let raw = fd.as_raw_fd();
+        let read_ev = base.event_new(raw, What::READ | What::PERSIST, move |base, _, what| {
+            on_read(base, key, what)
+        })?;
+        let write_ev =
+            match base.event_new(raw, What::WRITE | What::PERSIST, move |base, _, what| {
+                on_write(base, key, what)
+            }) {
+                Ok(ev) => ev,
+                Err(e) => {
+                    let _ = base.free(read_ev);
+                    return Err(e);
+                }
+            };
+        let s = state_of(base, key)?;
+        s.fd = Some(fd);
+        s.read_ev = Some(read_ev);
+        s.write_ev = Some(write_ev);
+        sync(base, key)
+    }
+
+    /// Connects to `addr` (`bufferevent_socket_connect`), creating the
+    /// socket if the bufferevent has none. Completion, or failure, reaches
+    /// the event callback as `CONNECTED` or `ERROR` (never from inside this
+    /// call). Data written meanwhile is sent once connected.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`, `InvalidInput` for another kind; the OS error creating
+    /// the socket.
+    #[doc(alias = "bufferevent_socket_connect")]
+    pub fn connect(self, base: &mut EventBase, addr: SocketAddr) -> io::Result<()> {
+        let existing = match &state_of(base, self.key)?.fd {
+            Some(fd) => Some(fd.try_clone()?),
+            None => None,
+        };
+        let sock = match existing {
+            Some(fd) => Socket::from(fd),
+            None => {
+                let s = Socket::new(
+                    Domain::for_address(addr),
+                    Type::STREAM.nonblocking().cloexec(),
+                    None,
+                )?;
+                let owned: OwnedFd = s.into();
+                self.setfd(base, owned.try_clone()?)?;
+                Socket::from(owned)
+            }
+        };
+        let r = sock.connect(&addr.into());
+        // `sock` is a duplicate (or the same fd kept by the bufferevent): drop our copy.
+        drop(sock);
+        match r {
+            Ok(()) => {
+                // Connected at once (loopback can do that): report it from the loop.
+                state(data(base, self.key)?).connecting = true;
+                set_connecting(base, self.key)?;
+                Ok(())
+            }
+            Err(e)
+                if e.raw_os_error() == Some(libc::EINPROGRESS)
+                    || e.kind() == io::ErrorKind::WouldBlock =>
+            {
+                state(data(base, self.key)?).connecting = true;
+                set_connecting(base, self.key)
+            }
+            Err(e) => {
+                // Refused at once: report it from the loop, as libevent does.
+                let ev = BevEvent::new(BevFlags::ERROR, e.raw_os_error());
+                super::merge_pending_event(data(base, self.key)?, ev);
+                self.touch(base)
+            }
+        }
+    }
+
+    /// A new socket bufferevent connecting to `addr`: [`socket`](Self::socket)
+    /// then [`connect`](Self::connect).
+    ///
+    /// # Errors
+    ///
+    /// As for those two.
+    pub fn socket_connect(
+        base: &mut EventBase,
+        addr: SocketAddr,
+        options: BevOptions,
+    ) -> io::Result<Self> {
+        let bev = Self::socket(base, None, options)?;
+        if let Err(e) = bev.connect(base, addr) {
+            let _ = bev.free(base);
+            return Err(e);
+        }
+        Ok(bev)
+    }
+
+    /// Resolves `host` with `resolver` and connects to the addresses in
+    /// turn until one accepts (`bufferevent_socket_connect_hostname`;
+    /// libevent stops at the first). A failed lookup reaches the event
+    /// callback as `ERROR` with [`dns_error`](Self::dns_error) set.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for a freed bufferevent; `InvalidInput` for another kind.
+    #[doc(alias = "bufferevent_socket_connect_hostname")]
+    pub fn connect_hostname(
+        self,
+        base: &mut EventBase,
+        resolver: &dyn Resolve,
+        family: Family,
+        host: &str,
+        port: u16,
+    ) -> io::Result<()> {
+        state_of(base, self.key)?;
+        let key = self.key;
+        resolver.resolve(
+            base,
+            host,
+            port,
+            family,
+            Box::new(move |base, result| {
+                let Ok(d) = data(base, key) else { return };
+                let s = state(d);
+                match result {
+                    Ok(addrs) if !addrs.is_empty() => {
+                        s.pending_addrs = addrs.into();
+                        s.dns_error = None;
+                        try_next(base, key, None);
+                    }
+                    Ok(_) => dns_failed(base, key, "no addresses found".into()),
+                    Err(e) => dns_failed(base, key, e.to_string()),
+                }
+            }),
+        );
+        Ok(())
+    }
+
+    /// Why the last `connect_hostname` lookup failed
+    /// (`bufferevent_socket_get_dns_error`).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for a freed bufferevent.
+    #[doc(alias = "bufferevent_socket_get_dns_error")]
+    pub fn dns_error(self, base: &mut EventBase) -> io::Result<Option<String>> {
+        Ok(match &data(base, self.key)?.kind {
+            Kind::Socket(s) => s.dns_error.clone(),
+            _ => None,
+        })
+    }
+}
+
+fn state_of(base: &mut EventBase, key: Key) -> io::Result<&mut SocketState> {
+    match &mut data(base, key)?.kind {
+        Kind::Socket(s) => Ok(s),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a socket bufferevent",
+        )),
+    }
+}
+
+fn dns_failed(base: &mut EventBase, key: Key, msg: String) {
+    if let Ok(s) = state_of(base, key) {
+        s.dns_error = Some(msg);
+    }
+    eventcb(base, key, BevEvent::new(BevFlags::ERROR, None));
+}
+
+/// Connects to the next pending address on a fresh socket, or reports the
+/// last error when none is left.
+fn try_next(base: &mut EventBase, key: Key, last_error: Option<i32>) {
+    let Ok(s) = state_of(base, key) else { return };
+    let Some(addr) = s.pending_addrs.pop_front() else {
+        eventcb(base, key, BevEvent::new(BevFlags::ERROR, last_error));
+        return;
+    };
+    // A fresh socket for each attempt: a failed connect leaves the old one
+    // unusable. The failed sockets were ours, so they are closed.
+    let bev = BufferEvent { key };
+    let attempt = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        None,
+    )
+    .and_then(|sock| {
+        bev.replace_fd(base, sock.into(), true)?;
+        let s = state_of(base, key)?;
+        let sref = SockRef::from(s.fd.as_ref().expect("just set"));
+        match sref.connect(&addr.into()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(()),
+            Err(e) => Err(e),
+        }
+    });
+    match attempt {
+        Ok(()) => {
+            if let Ok(s) = state_of(base, key) {
+                s.connecting = true;
+            }
+            let _ = set_connecting(base, key);
+        }
+        Err(e) => try_next(base, key, e.raw_os_error()),
+    }
+}
+
+fn set_connecting(base: &mut EventBase, key: Key) -> io::Result<()> {
+    let d = data(base, key)?;
+    d.read_suspend |= suspend::CONNECTING;
+    sync(base, key)
+}
+
+/// Arms or disarms the read and write events to match the state.
+pub(crate) fn sync(base: &mut EventBase, key: Key) -> io::Result<()> {
+    let d = data(base, key)?;
+    let want_read = d.wants_read();
+    let connecting = state(d).connecting;
+    let want_write = connecting
+        || (d.enabled.contains(What::WRITE) && d.write_suspend == 0 && !d.output.is_empty());
+    let (tr, tw) = (d.timeout_read, d.timeout_write);
+    let s = state(d);
+    let rearm = std::mem::take(&mut s.rearm);
+    let (Some(rev), Some(wev)) = (s.read_ev, s.write_ev) else {
+        return Ok(());
+    };
+    let (read_armed, write_armed) = (s.read_armed, s.write_armed);
+    if want_read && (!read_armed || rearm) {
+        base.add(rev, tr)?;
+    } else if !want_read && read_armed {
+        base.del(rev)?;
+    }
+    if want_write && (!write_armed || rearm) {
+        base.add(wev, tw)?;
+    } else if !want_write && write_armed {
+        base.del(wev)?;
+    }
+    let s = state(data(base, key)?);
+    s.read_armed = want_read;
+    s.write_armed = want_write;
+    Ok(())
+}
+
+fn errno_of(e: &BufferError) -> Option<i32> {
+    match e {
+        BufferError::Io(e) => e.raw_os_error(),
+        _ => None,
+    }
+}
+
+fn is_would_block(e: &BufferError) -> bool {
+    matches!(e, BufferError::Io(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted)
+}
+
+/// Disables `what`, re-syncs and reports `flags` to the event callback.
+fn fail(base: &mut EventBase, key: Key, what: What, flags: BevFlags, error: Option<i32>) {
+    if let Ok(d) = data(base, key) {
+        d.enabled = d.enabled.difference(what);
+        let _ = sync(base, key);
+        eventcb(base, key, BevEvent::new(flags, error));
+    }
+}
+
+fn on_read(base: &mut EventBase, key: Key, what: What) {
+    if what.contains(What::TIMEOUT) {
+        fail(
+            base,
+            key,
+            What::READ,
+            BevFlags::READING | BevFlags::TIMEOUT,
+            None,
+        );
+        return;
+    }
+    let Ok(d) = data(base, key) else { return };
+    let room = d.read_room();
+    if room == 0 {
+        update_read_wm(d);
+        let _ = sync(base, key);
+        return;
+    }
+    let max = d.max_read.min(room);
+    let BevData { kind, input, .. } = d;
+    let Kind::Socket(s) = kind else { return };
+    let Some(fd) = s.fd.as_ref() else { return };
+    match input.read_from(fd.as_fd(), max) {
+        Ok(0) => fail(
+            base,
+            key,
+            What::READ,
+            BevFlags::READING | BevFlags::EOF,
+            None,
+        ),
+        Ok(_) => {
+            let changed = update_read_wm(d);
+            let ready = d.input.len() >= d.wm_read.0;
+            if changed {
+                let _ = sync(base, key);
+            }
+            if ready {
+                readcb(base, key);
+            }
+        }
+        Err(e) if is_would_block(&e) => {}
+        Err(e) => fail(
+            base,
+            key,
+            What::READ,
+            BevFlags::READING | BevFlags::ERROR,
+            errno_of(&e),
+        ),
+    }
+}
+
+fn on_write(base: &mut EventBase, key: Key, what: What) {
+    if what.contains(What::TIMEOUT) {
+        // Also a connect that took longer than the write timeout.
+        fail(
+            base,
+            key,
+            What::WRITE,
+            BevFlags::WRITING | BevFlags::TIMEOUT,
+            None,
+        );
+        return;
+    }
+    if data(base, key).is_ok_and(|d| state(d).connecting) {
+        finish_connect(base, key);
+        return;
+    }
+    flush_write(base, key);
+}
+
+fn finish_connect(base: &mut EventBase, key: Key) {
+    let Ok(d) = data(base, key) else { return };
+    let s = state(d);
+    let err = match s.fd.as_ref() {
+        Some(fd) => match SockRef::from(fd).take_error() {
+            Ok(None) => None,
+            Ok(Some(e)) => Some(e),
+            Err(e) => Some(e),
+        },
+        None => Some(io::Error::from(io::ErrorKind::NotConnected)),
+    };
+    s.connecting = false;
+    match err {
+        Some(e) => {
+            if s.pending_addrs.is_empty() {
+                d.read_suspend &= !suspend::CONNECTING;
+                let _ = sync(base, key);
+                eventcb(base, key, BevEvent::new(BevFlags::ERROR, e.raw_os_error()));
+            } else {
+                try_next(base, key, e.raw_os_error());
+            }
+        }
+        None => {
+            s.pending_addrs.clear();
+            d.read_suspend &= !suspend::CONNECTING;
+            let _ = sync(base, key);
+            eventcb(base, key, BevEvent::new(BevFlags::CONNECTED, None));
+            flush_write(base, key);
+        }
+    }
+}
+
+/// Writes up to the max single write from the output now. Returns the
+/// number of bytes written.
+pub(crate) fn flush_write(base: &mut EventBase, key: Key) -> usize {
+    let Ok(d) = data(base, key) else { return 0 };
+    if state(d).connecting
+        || !d.enabled.contains(What::WRITE)
+        || d.write_suspend != 0
+        || d.output.is_empty()
+    {
+        let _ = sync(base, key);
+        return 0;
+    }
+    let max = d.max_write;
+    let BevData { kind, output, .. } = d;
+    let Kind::Socket(s) = kind else { return 0 };
+    let Some(fd) = s.fd.as_ref() else { return 0 };
+    match output.write_atmost(fd.as_fd(), max) {
+        Ok(n) => {
+            let _ = sync(base, key);
+            if let Ok(d) = data(base, key) {
+                if n > 0 && d.output.len() <= d.wm_write.0 {
+                    writecb(base, key);
+                }
+            }
+            n
+        }
+        Err(e) if is_would_block(&e) => {
+            let _ = sync(base, key);
+            0
+        }
+        Err(e) => {
+            fail(
+                base,
+                key,
+                What::WRITE,
+                BevFlags::WRITING | BevFlags::ERROR,
+                errno_of(&e),
+            );
+            0
+        }
+    }
+}
+
+/// The per-iteration flush of a socket bufferevent.
+pub(crate) fn flush(base: &mut EventBase, key: Key) {
+    let Ok(d) = data(base, key) else { return };
+    update_read_wm(d);
+    flush_write(base, key);
+}
+
+/// Parses `Family` into a filter on addresses.
+pub(crate) fn family_matches(family: Family, addr: &SocketAddr) -> bool {
+    match family {
+        Family::Any => true,
+        Family::V4 => addr.is_ipv4(),
+        Family::V6 => addr.is_ipv6(),
+    }
+}

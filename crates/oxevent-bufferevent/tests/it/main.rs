@@ -1,0 +1,6 @@
+//! Integration tests of `oxevent-bufferevent` (one binary).
+
+mod buffer_model;
+mod regress_buffer;
+mod regress_bufferevent;
+mod regress_listener;
