@@ -91,6 +91,11 @@ impl EventBase {
                 } else if !flags.contains(LoopFlags::NONBLOCK) {
                     timeout = self.next_timeout();
                 }
+                // ... or removed the last events (never sleep with nothing to wait for).
+                if !flags.contains(LoopFlags::NO_EXIT_ON_EMPTY) && !self.has_events() {
+                    self.flush_changes();
+                    return Ok(LoopStatus::NoEvents);
+                }
             }
             self.flush_changes();
             self.ready.clear();

@@ -839,3 +839,19 @@ fn extensions_hold_per_layer_state() {
     base.run(LoopFlags::NONBLOCK).unwrap();
     assert_eq!(base.extension_ref::<Layer>().map(|l| l.n), Some(11));
 }
+
+#[test]
+fn a_prepare_watcher_removing_the_last_event_ends_the_loop() {
+    let _w = Watchdog::new("prepare removes last event", Duration::from_secs(10));
+    let mut base = base();
+    base.add_virtual();
+    let done = Rc::new(Cell::new(false));
+    let d = done.clone();
+    base.watch_prepare(move |base, _| {
+        if !d.get() {
+            d.set(true);
+            base.del_virtual();
+        }
+    });
+    assert_eq!(base.dispatch().unwrap(), LoopStatus::NoEvents);
+}
