@@ -46,6 +46,7 @@
 
 mod filter;
 mod pair;
+mod rate;
 mod resolve;
 mod socket;
 
@@ -60,6 +61,7 @@ use crate::buffer::Buffer;
 use crate::slab::{Key, Slab, stale};
 
 pub use filter::{FilterFn, FilterResult};
+pub use rate::RateGroup;
 pub use resolve::{BlockingResolver, Family, Resolve, ResolveDone};
 
 /// The default most bytes read or written at once (libevent 2.2's 16 KiB).
@@ -156,6 +158,10 @@ pub(crate) mod suspend {
     pub(crate) const WM: u8 = 0x01;
     /// A connect is in progress.
     pub(crate) const CONNECTING: u8 = 0x02;
+    /// The bufferevent's own token bucket is empty.
+    pub(crate) const BW: u8 = 0x08;
+    /// Its rate-limit group's bucket is empty.
+    pub(crate) const BW_GROUP: u8 = 0x10;
 }
 
 pub(crate) enum Kind {
@@ -187,6 +193,8 @@ pub(crate) struct BevData {
     pub(crate) pending_read: bool,
     pub(crate) pending_write: bool,
     pub(crate) pending_event: Option<BevEvent>,
+    /// Rate limits, boxed: most bufferevents have none.
+    pub(crate) rate: Option<Box<rate::RateState>>,
 }
 
 impl BevData {
@@ -212,6 +220,7 @@ impl BevData {
             pending_read: false,
             pending_write: false,
             pending_event: None,
+            rate: None,
         }
     }
 
@@ -233,6 +242,7 @@ impl BevData {
 #[derive(Default)]
 pub(crate) struct Bevs {
     pub(crate) slab: Slab<BevData>,
+    pub(crate) groups: rate::Groups,
     dirty: Vec<Key>,
     /// The prepare watcher that flushes dirty bufferevents.
     watcher: Option<Watcher>,
@@ -679,10 +689,13 @@ impl BufferEvent {
     /// `NotFound` if it was already freed.
     #[doc(alias = "bufferevent_free")]
     pub fn free(self, base: &mut EventBase) -> io::Result<()> {
-        let d = bevs(base)
+        let mut d = bevs(base)
             .slab
             .remove(self.key)
             .ok_or_else(|| stale("bufferevent"))?;
+        if let Some(r) = d.rate.take() {
+            r.release(base, self.key);
+        }
         match d.kind {
             Kind::Socket(s) => s.release(base, d.options),
             Kind::Pair(p) => p.release(base),

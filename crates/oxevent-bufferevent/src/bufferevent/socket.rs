@@ -10,6 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use oxevent_core::{Event, EventBase, What, util};
 use socket2::{Domain, SockRef, Socket, Type};
 
+use super::rate;
 use super::{
     BevData, BevEvent, BevFlags, BevOptions, BufferEvent, Family, Kind, Resolve, data, eventcb,
     readcb, release_fd, suspend, update_read_wm, writecb,
@@ -396,7 +397,17 @@ fn on_read(base: &mut EventBase, key: Key, what: What) {
         let _ = sync(base, key);
         return;
     }
-    let max = d.max_read.min(room);
+    let (limited, max_single) = (d.rate.is_some(), d.max_read.min(room));
+    let max = if limited {
+        rate::max_to_read(base, key, max_single)
+    } else {
+        max_single
+    };
+    if max == 0 {
+        rate::starve(base, key, true);
+        return;
+    }
+    let Ok(d) = data(base, key) else { return };
     let BevData { kind, input, .. } = d;
     let Kind::Socket(s) = kind else { return };
     let Some(fd) = s.fd.as_ref() else { return };
@@ -408,7 +419,11 @@ fn on_read(base: &mut EventBase, key: Key, what: What) {
             BevFlags::READING | BevFlags::EOF,
             None,
         ),
-        Ok(_) => {
+        Ok(n) => {
+            if limited {
+                rate::charge(base, key, n, true);
+            }
+            let Ok(d) = data(base, key) else { return };
             let changed = update_read_wm(d);
             let ready = d.input.len() >= d.wm_read.0;
             if changed {
@@ -492,12 +507,25 @@ pub(crate) fn flush_write(base: &mut EventBase, key: Key) -> usize {
         let _ = sync(base, key);
         return 0;
     }
-    let max = d.max_write;
+    let (limited, max_single) = (d.rate.is_some(), d.max_write);
+    let max = if limited {
+        rate::max_to_write(base, key, max_single)
+    } else {
+        max_single
+    };
+    if max == 0 {
+        rate::starve(base, key, false);
+        return 0;
+    }
+    let Ok(d) = data(base, key) else { return 0 };
     let BevData { kind, output, .. } = d;
     let Kind::Socket(s) = kind else { return 0 };
     let Some(fd) = s.fd.as_ref() else { return 0 };
     match output.write_atmost(fd.as_fd(), max) {
         Ok(n) => {
+            if data(base, key).is_ok_and(|d| d.rate.is_some()) {
+                rate::charge(base, key, n, false);
+            }
             let _ = sync(base, key);
             if let Ok(d) = data(base, key) {
                 if n > 0 && d.output.len() <= d.wm_write.0 {

@@ -701,3 +701,151 @@ fn free_from_other_threads_while_traffic_flows() {
         "sockets still open after their bufferevents were freed: {leaked:?}"
     );
 }
+
+/// A base on a manual clock, so token-bucket ticks happen when the test says.
+fn manual_base() -> (EventBase, oxevent_core::ManualClock) {
+    let (clock, hand) = oxevent_core::Clock::manual();
+    (
+        EventBase::with_config(&oxevent_core::Config::new().clock(clock)).unwrap(),
+        hand,
+    )
+}
+
+fn spin(base: &mut EventBase, n: usize) {
+    for _ in 0..n {
+        base.run(LoopFlags::NONBLOCK).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn rate_limit_reads_per_tick() {
+    let _w = Watchdog::new("ratelim read", Duration::from_secs(20));
+    let (mut base, hand) = manual_base();
+    let (mut writer, reader) = socketpair();
+    writer.write_all(&pattern(5000)).unwrap();
+    let bev = BufferEvent::socket(
+        &mut base,
+        Some(OwnedFd::from(reader)),
+        BevOptions::CLOSE_ON_FREE,
+    )
+    .unwrap();
+    let cfg = oxevent_ratelim::TokenBucketConfig::new(100, 100, 1000, 1000, Duration::from_secs(1))
+        .unwrap();
+    bev.set_rate_limit(&mut base, Some(cfg)).unwrap();
+    let got = Rc::new(Cell::new(0usize));
+    let callbacks = Rc::new(Cell::new(0usize));
+    let (g, c) = (got.clone(), callbacks.clone());
+    bev.on_read(&mut base, move |base, me| {
+        let n = me.input(base).unwrap().len();
+        me.input(base).unwrap().drain(n).unwrap();
+        g.set(g.get() + n);
+        c.set(c.get() + 1);
+    })
+    .unwrap();
+    bev.enable(&mut base, What::READ).unwrap();
+    spin(&mut base, 20);
+    assert_eq!(
+        got.get(),
+        100,
+        "the first tick's worth, and nothing more without time passing"
+    );
+    assert_eq!(bev.rate_limits(&mut base).unwrap().0, 0);
+    assert_eq!(bev.max_to_transfer(&mut base).unwrap().0, 0);
+    let cb_before = callbacks.get();
+    for tick in 2..=5 {
+        hand.advance(Duration::from_secs(1));
+        spin(&mut base, 10);
+        assert_eq!(got.get(), 100 * tick, "tick {tick}");
+    }
+    assert!(
+        callbacks.get() - cb_before <= 8,
+        "no busy reading while suspended"
+    );
+    // Manual decrement, then lift the limit.
+    bev.decrement_limit(&mut base, What::READ, -50).unwrap();
+    spin(&mut base, 10);
+    assert_eq!(got.get(), 550, "tokens given back by hand are used");
+    bev.set_rate_limit(&mut base, None).unwrap();
+    assert!(run_until(&mut base, Duration::from_secs(5), |_| got.get() == 5000));
+}
+
+#[test]
+fn rate_limit_writes_per_tick() {
+    let _w = Watchdog::new("ratelim write", Duration::from_secs(20));
+    let (mut base, hand) = manual_base();
+    let (writer, mut reader) = socketpair();
+    let bev = BufferEvent::socket(
+        &mut base,
+        Some(OwnedFd::from(writer)),
+        BevOptions::CLOSE_ON_FREE,
+    )
+    .unwrap();
+    let cfg = oxevent_ratelim::TokenBucketConfig::new(1000, 1000, 300, 300, Duration::from_secs(1))
+        .unwrap();
+    bev.set_rate_limit(&mut base, Some(cfg)).unwrap();
+    bev.write(&mut base, &pattern(1000)).unwrap();
+    let mut total = 0;
+    let mut buf = [0u8; 4096];
+    for tick in 0..4 {
+        spin(&mut base, 10);
+        total += oxevent_test_support::drain(&mut reader).unwrap().len();
+        let _ = &mut buf;
+        assert_eq!(total, (300 * (tick + 1)).min(1000), "tick {tick}");
+        hand.advance(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn rate_limit_group_shares_one_bucket() {
+    let _w = Watchdog::new("ratelim group", Duration::from_secs(20));
+    let (mut base, hand) = manual_base();
+    let cfg =
+        oxevent_ratelim::TokenBucketConfig::new(200, 200, 10_000, 10_000, Duration::from_secs(1))
+            .unwrap();
+    let group = oxevent_bufferevent::RateGroup::new(&mut base, cfg).unwrap();
+    group.set_min_share(&mut base, 10).unwrap();
+    let got = Rc::new(RefCell::new(vec![0usize; 4]));
+    let mut writers = Vec::new();
+    for i in 0..4 {
+        let (mut w, r) = socketpair();
+        w.write_all(&pattern(2000)).unwrap();
+        writers.push(w);
+        let bev = BufferEvent::socket(&mut base, Some(OwnedFd::from(r)), BevOptions::CLOSE_ON_FREE)
+            .unwrap();
+        bev.add_to_group(&mut base, group).unwrap();
+        let g = got.clone();
+        bev.on_read(&mut base, move |base, me| {
+            let n = me.input(base).unwrap().len();
+            me.input(base).unwrap().drain(n).unwrap();
+            g.borrow_mut()[i] += n;
+        })
+        .unwrap();
+        bev.enable(&mut base, What::READ).unwrap();
+    }
+    for tick in 1..=5usize {
+        spin(&mut base, 10);
+        let total: usize = got.borrow().iter().sum();
+        assert!(
+            total <= 200 * tick,
+            "tick {tick}: {total} exceeds the group's budget"
+        );
+        hand.advance(Duration::from_secs(1));
+    }
+    let total: usize = got.borrow().iter().sum();
+    assert!(total >= 200 * 4, "the group's budget is used: {total}");
+    assert!(
+        got.borrow().iter().all(|&n| n > 0),
+        "every member got a share: {:?}",
+        got.borrow()
+    );
+    assert_eq!(group.totals(&mut base).unwrap().0 as usize, total);
+    group.reset_totals(&mut base).unwrap();
+    assert_eq!(group.totals(&mut base).unwrap(), (0, 0));
+    group.free(&mut base).unwrap();
+    assert!(run_until(&mut base, Duration::from_secs(5), |_| got
+        .borrow()
+        .iter()
+        .sum::<usize>()
+        == 8000));
+}
