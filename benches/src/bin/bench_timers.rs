@@ -44,6 +44,11 @@ fn main() {
         let events: Vec<_> = (0..k)
             .map(|_| base.timer_new(|_, _, _| FIRED.with(|f| f.set(f.get() + 1))))
             .collect();
+        let iters = std::rc::Rc::new(Cell::new(0u64));
+        if std::env::var_os("OXEVENT_BENCH_ITERS").is_some() {
+            let it = iters.clone();
+            base.watch_prepare(move |_, _| it.set(it.get() + 1));
+        }
         let t0 = Instant::now();
         for (ev, t) in events.iter().zip(&timeouts) {
             base.add(*ev, Some(*t)).expect("add");
@@ -54,6 +59,9 @@ fn main() {
         let c1 = util::process_cpu_time().expect("cpu time");
         let t2 = Instant::now();
         assert_eq!(FIRED.with(Cell::get), k, "every timer fired once");
+        if iters.get() > 0 {
+            eprintln!("loop iterations: {}", iters.get());
+        }
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         ins.push(ms(t1 - t0));
         disp.push(ms(t2 - t1));

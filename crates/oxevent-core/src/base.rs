@@ -1249,10 +1249,10 @@ impl EventBase {
             // Persistent events keep their I/O; the timer is re-armed when
             // the callback is processed.
             self.timer_remove(idx);
+            self.recount(idx);
         } else {
             self.del_idx(idx);
         }
-        self.recount(idx);
         self.activate_idx(idx, What::TIMEOUT, 1);
     }
 

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::ops::ControlFlow;
 use std::time::Duration;
 
-use crate::base::{EventBase, EventInfo, Kind};
+use crate::base::{EventBase, EventInfo, Kind, TimerState};
 use crate::flags::{LoopFlags, What};
 use crate::watch::WatchInfo;
 
@@ -242,7 +242,11 @@ impl EventBase {
                 self.recount(idx);
             }
         } else {
-            self.del_idx(idx);
+            let d = self.d(idx);
+            // A timer that expired is already off every list: skip the work.
+            if d.inserted || d.timer != TimerState::None {
+                self.del_idx(idx);
+            }
         }
         let Some(mut cb) = self.d(idx).cb.take() else {
             return;
@@ -344,7 +348,7 @@ impl EventBase {
     pub fn foreach_event(&self, mut f: impl FnMut(&EventInfo) -> ControlFlow<()>) {
         for (i, s) in self.slots.iter().enumerate() {
             let Some(d) = &s.data else { continue };
-            if d.internal || !(d.inserted || d.active || d.timer != crate::base::TimerState::None) {
+            if d.internal || !(d.inserted || d.active || d.timer != TimerState::None) {
                 continue;
             }
             let ev = crate::base::Event {
