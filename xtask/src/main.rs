@@ -24,7 +24,7 @@ commands:
   lint                  cargo clippy --workspace --all-targets --locked -- -D warnings,
                         then clippy on the facade with --no-default-features
   test                  cargo nextest run --workspace (or cargo test), cargo test --doc,
-                        then oxevent-core and oxevent once per non-default backend
+                        then oxevent-core, oxevent-bufferevent and oxevent once per other backend
                         (EVENT_NOEPOLL / EVENT_NOPOLL / EVENT_NOMIO, like libevent's test.sh)
   docs                  RUSTDOCFLAGS=\"-D warnings\" cargo doc --workspace --no-deps --locked
   tidy                  source checks: module docs, SAFETY comments and where unsafe lives,
@@ -287,8 +287,10 @@ fn test() -> Result {
         if name == "epoll" && !cfg!(target_os = "linux") {
             continue;
         }
-        section(&format!("test: backend {name} (oxevent-core, oxevent)"));
-        let mut cmd = test_command(nextest, &["oxevent-core", "oxevent"]);
+        section(&format!(
+            "test: backend {name} (oxevent-core, oxevent-bufferevent, oxevent)"
+        ));
+        let mut cmd = test_command(nextest, &["oxevent-core", "oxevent-bufferevent", "oxevent"]);
         for &(other, var) in BACKENDS {
             if other != name {
                 cmd.env(var, "1");
