@@ -1232,6 +1232,13 @@ impl EventBase {
             if top.deadline > now {
                 break;
             }
+            // The next minimum is one of the root's children: start loading
+            // their events while this one expires.
+            for k in self.heap.root_children() {
+                if let Some(s) = self.slots.get(k as usize) {
+                    crate::sys::hint::prefetch(s);
+                }
+            }
             if top.key >= COMMON_KEY {
                 // One at a time, so heap timers and queue heads interleave
                 // in deadline order; removing the head re-keys the queue.
@@ -1319,6 +1326,13 @@ impl EventBase {
     /// Pops the next live entry of priority `p`, dropping dead ones.
     pub(crate) fn pop_active(&mut self, p: usize) -> Option<u32> {
         while let Some((idx, seq)) = self.active[p].queue.pop_front() {
+            // Start loading the next event while this one runs: a burst of
+            // expired timers touches slots all over the slab.
+            if let Some(&(next, _)) = self.active[p].queue.front() {
+                if let Some(s) = self.slots.get(next as usize) {
+                    crate::sys::hint::prefetch(s);
+                }
+            }
             let s = &self.slots[idx as usize];
             if s.act_seq == seq && s.data.as_ref().is_some_and(|d| d.active) {
                 return Some(idx);

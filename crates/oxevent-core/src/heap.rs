@@ -56,6 +56,11 @@ impl TimerHeap {
             || (a.deadline == b.deadline && (a.seq.wrapping_sub(b.seq) as i32) < 0)
     }
 
+    /// The keys of the root's children: one of them is the next minimum.
+    pub(crate) fn root_children(&self) -> impl Iterator<Item = u32> + '_ {
+        self.items.iter().skip(1).take(ARITY).map(|i| i.key)
+    }
+
     /// Inserts an entry and reports its position through `set_pos`.
     pub(crate) fn push(&mut self, e: Entry, set_pos: &mut impl FnMut(u32, u32)) {
         self.seq = self.seq.wrapping_add(1);

@@ -7,6 +7,7 @@
 //!
 //! - [`fdio`]: read/readv/write/writev/pread/sendfile/FIONREAD for the buffer layer.
 //! - `clock`: the coarse monotonic clock.
+//! - `hint`: cache prefetch hints for the dispatch path.
 //! - `signal`: the async-signal-safe handler and the self-pipes.
 //! - [`util`]: `mkfifo`, non-blocking mode (libevent's `evutil`).
 
@@ -14,6 +15,7 @@
 
 pub(crate) mod clock;
 pub mod fdio;
+pub(crate) mod hint;
 pub(crate) mod signal;
 pub mod util;
 
