@@ -25,6 +25,8 @@ use crate::watch::Watchers;
 pub type Callback = Box<dyn FnMut(&mut EventBase, Event, What)>;
 
 pub(crate) const NIL: u32 = u32::MAX;
+/// `EvData::timeout` when no timeout was given.
+pub(crate) const NO_TIMEOUT: u64 = u64::MAX;
 /// Keys at or above this in the timer heap are common-timeout queues.
 const COMMON_KEY: u32 = 0x8000_0000;
 /// Most common-timeout durations per base (`MAX_COMMON_TIMEOUTS`).
@@ -61,10 +63,10 @@ pub(crate) enum TimerState {
     /// In the heap; the position is in `EventBase::heap_pos`, a dense array
     /// beside the slab, so heap moves write to a small, cache-friendly table.
     Heap,
+    /// In a common-timeout queue; the links are in `heap_pos` (previous) and
+    /// `cnext` (next), keeping the slot small.
     Common {
         queue: u16,
-        prev: u32,
-        next: u32,
     },
 }
 
@@ -83,8 +85,9 @@ pub(crate) struct EvData {
     pub(crate) list_pos: u32,
     pub(crate) timer: TimerState,
     pub(crate) deadline: u64,
-    /// The relative timeout of the last add, re-armed by persistent events.
-    pub(crate) timeout: Option<u64>,
+    /// The relative timeout of the last add, re-armed by persistent events
+    /// (`NO_TIMEOUT` when there is none; a sentinel keeps the slot small).
+    pub(crate) timeout: u64,
     /// Counted in the ADDED count.
     pub(crate) counted: bool,
     pub(crate) active: bool,
@@ -92,6 +95,9 @@ pub(crate) struct EvData {
     pub(crate) ncalls: u16,
 }
 
+/// One event's slot: exactly one cache line, so dispatching an event
+/// touches one line (checked by a test).
+#[repr(align(64))]
 pub(crate) struct Slot {
     pub(crate) generation: u32,
     /// Bumped on every activation; an active-queue entry is live only while
@@ -221,8 +227,11 @@ pub struct EventBase {
     pub(crate) changelist: bool,
 
     pub(crate) heap: TimerHeap,
-    /// Heap position per slot (valid while the slot's timer is `Heap`).
+    /// Per slot: the heap position while the timer is `Heap`, or the
+    /// previous event of its common-timeout queue while it is `Common`.
     pub(crate) heap_pos: Vec<u32>,
+    /// Per slot: the next event of its common-timeout queue.
+    pub(crate) cnext: Vec<u32>,
     pub(crate) commons: Vec<CommonQueue>,
 
     /// Per priority: the queue of (slot, activation sequence) entries and
@@ -331,6 +340,7 @@ impl EventBase {
             changelist: config.changelist,
             heap: TimerHeap::default(),
             heap_pos: Vec::new(),
+            cnext: Vec::new(),
             commons: Vec::new(),
             active: (0..config.priorities)
                 .map(|_| ActiveQueue::default())
@@ -489,6 +499,7 @@ impl EventBase {
                 data: Some(data),
             });
             self.heap_pos.push(NOT_IN_HEAP);
+            self.cnext.push(NIL);
             Event { idx, generation: 0 }
         }
     }
@@ -506,7 +517,7 @@ impl EventBase {
             list_pos: NIL,
             timer: TimerState::None,
             deadline: 0,
-            timeout: None,
+            timeout: NO_TIMEOUT,
             counted: false,
             active: false,
             res: What::empty(),
@@ -741,7 +752,7 @@ impl EventBase {
                     self.d(ev.idx).res = rest;
                 }
             }
-            self.d(ev.idx).timeout = Some(rel);
+            self.d(ev.idx).timeout = rel.min(NO_TIMEOUT - 1);
             self.timer_set(ev.idx, now.saturating_add(rel), rel);
         }
         self.recount(ev.idx);
@@ -778,7 +789,7 @@ impl EventBase {
         self.data(ev)?;
         self.timer_remove(ev.idx);
         let d = self.d(ev.idx);
-        d.timeout = None;
+        d.timeout = NO_TIMEOUT;
         if d.active && d.res == What::TIMEOUT {
             self.deactivate(ev.idx);
         } else if d.active {
@@ -1086,21 +1097,16 @@ impl EventBase {
         // otherwise (libevent's insert_common_timeout_inorder).
         let mut after = self.commons[q].tail;
         while after != NIL && self.d(after).deadline > deadline {
-            after = match self.d(after).timer {
-                TimerState::Common { prev, .. } => prev,
-                _ => NIL,
-            };
+            after = self.heap_pos[after as usize];
         }
         let next = if after == NIL {
             self.commons[q].head
         } else {
             self.common_next(after)
         };
-        self.d(idx).timer = TimerState::Common {
-            queue: q as u16,
-            prev: after,
-            next,
-        };
+        self.d(idx).timer = TimerState::Common { queue: q as u16 };
+        self.heap_pos[idx as usize] = after;
+        self.cnext[idx as usize] = next;
         if after == NIL {
             self.commons[q].head = idx;
         } else {
@@ -1116,23 +1122,16 @@ impl EventBase {
         }
     }
 
-    fn common_next(&mut self, idx: u32) -> u32 {
-        match self.d(idx).timer {
-            TimerState::Common { next, .. } => next,
-            _ => NIL,
-        }
+    fn common_next(&self, idx: u32) -> u32 {
+        self.cnext[idx as usize]
     }
 
     fn common_set_next(&mut self, idx: u32, n: u32) {
-        if let TimerState::Common { next, .. } = &mut self.d(idx).timer {
-            *next = n;
-        }
+        self.cnext[idx as usize] = n;
     }
 
     fn common_set_prev(&mut self, idx: u32, p: u32) {
-        if let TimerState::Common { prev, .. } = &mut self.d(idx).timer {
-            *prev = p;
-        }
+        self.heap_pos[idx as usize] = p;
     }
 
     /// Points the queue's single heap entry at its head's deadline.
@@ -1176,8 +1175,9 @@ impl EventBase {
                     .remove(pos, &mut |k, p| Self::set_pos(hp, commons, k, p));
                 self.d(idx).timer = TimerState::None;
             }
-            TimerState::Common { queue, prev, next } => {
+            TimerState::Common { queue } => {
                 let q = usize::from(queue);
+                let (prev, next) = (self.heap_pos[idx as usize], self.cnext[idx as usize]);
                 if prev == NIL {
                     self.commons[q].head = next;
                 } else {
@@ -1555,5 +1555,16 @@ impl EventBase {
 
     pub(crate) fn has_events(&self) -> bool {
         self.counts.added > 0 || self.counts.virt > 0 || self.counts.active > 0
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    #[test]
+    fn an_event_slot_fits_one_cache_line() {
+        assert_eq!(size_of::<Slot>(), 64, "one slot per cache line");
+        assert_eq!(align_of::<Slot>(), 64);
     }
 }

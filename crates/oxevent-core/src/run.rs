@@ -225,7 +225,8 @@ impl EventBase {
             r
         };
         if what.contains(What::PERSIST) {
-            if let Some(rel) = timeout {
+            if timeout != crate::base::NO_TIMEOUT {
+                let rel = timeout;
                 // libevent's event_persist_closure: re-arm relative to the old
                 // deadline when the timeout fired, else to now; never in the past.
                 let now = self.now_ns();
