@@ -69,7 +69,7 @@ fn main() {
         let ev = base
             .event_new(fd, What::READ | What::PERSIST, move |base, ev, _| {
                 let mut ch = [0u8; 1];
-                match fdio::read(readers[idx].as_fd(), &mut ch) {
+                match fdio::recv(readers[idx].as_fd(), &mut ch) {
                     Ok(k) => st.count.set(st.count.get() + k as u64),
                     Err(_) => st.failures.set(st.failures.get() + 1),
                 }
@@ -79,7 +79,7 @@ fn main() {
                 }
                 if st.writes.get() > 0 {
                     let widx = (idx + 1) % writers.len();
-                    if !matches!(fdio::write(writers[widx].as_fd(), b"e"), Ok(1)) {
+                    if !matches!(fdio::send(writers[widx].as_fd(), b"e"), Ok(1)) {
                         st.failures.set(st.failures.get() + 1);
                     }
                     st.writes.set(st.writes.get() - 1);
@@ -109,7 +109,7 @@ fn main() {
         let t1 = Instant::now();
         st.fired.set(0);
         for i in 0..a {
-            let _ = fdio::write(writers[i * space].as_fd(), b"e");
+            let _ = fdio::send(writers[i * space].as_fd(), b"e");
             st.fired.set(st.fired.get() + 1);
         }
         st.count.set(0);
