@@ -10,7 +10,9 @@
 //!
 //! Each call makes one system call for the data (plus `FIONREAD` for
 //! reads), like libevent; `WouldBlock` and the other OS errors come back as
-//! [`BufferError::Io`].
+//! [`BufferError::Io`]. The socket variants, [`Buffer::read_from_socket`]
+//! and [`Buffer::write_atmost_socket`], use `recvmsg`/`sendmsg` (no
+//! `FIONREAD`, no `SIGPIPE`): that is what bufferevents use.
 
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -37,18 +39,57 @@ impl Buffer {
     #[doc(alias = "evbuffer_read")]
     #[doc(alias = "evbuffer_set_max_read")]
     pub fn read_from(&mut self, fd: BorrowedFd<'_>, max: usize) -> Result<usize, BufferError> {
+        self.read_inner(fd, max, false)
+    }
+
+    /// Reads from the socket `fd` into the end of the buffer, at most `max`
+    /// bytes, with one `recvmsg` and no `FIONREAD`: the read the bufferevent
+    /// layer makes, one system call per readiness instead of two. A
+    /// non-socket falls back to [`read_from`](Self::read_from).
+    ///
+    /// # Errors
+    ///
+    /// As [`read_from`](Self::read_from).
+    pub fn read_from_socket(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        max: usize,
+    ) -> Result<usize, BufferError> {
+        match self.read_inner(fd, max, true) {
+            Err(BufferError::Io(e)) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
+                self.read_from(fd, max)
+            }
+            other => other,
+        }
+    }
+
+    fn read_inner(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        max: usize,
+        socket: bool,
+    ) -> Result<usize, BufferError> {
         self.check_end()?;
         if max == 0 {
             return Err(BufferError::ZeroLimit);
         }
-        let want = match fdio::bytes_readable(fd) {
-            Ok(n) if n > 0 => n.min(max),
-            _ => max,
+        let want = if socket {
+            max
+        } else {
+            match fdio::bytes_readable(fd) {
+                Ok(n) if n > 0 => n.min(max),
+                _ => max,
+            }
         };
         let got = {
             let mut r = self.reserve_capped(want, want)?;
             loop {
-                match fdio::readv(fd, &mut r) {
+                let res = if socket {
+                    fdio::recv_vectored(fd, &mut r)
+                } else {
+                    fdio::readv(fd, &mut r)
+                };
+                match res {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     other => break other,
                 }
@@ -91,6 +132,35 @@ impl Buffer {
     /// a file segment when it goes through `pread`.
     #[doc(alias = "evbuffer_write_atmost")]
     pub fn write_atmost(&mut self, fd: BorrowedFd<'_>, n: usize) -> Result<usize, BufferError> {
+        self.write_inner(fd, n, false)
+    }
+
+    /// [`write_atmost`](Self::write_atmost) for a socket: `sendmsg` with
+    /// `MSG_NOSIGNAL`, so a closed peer gives `EPIPE` and never raises
+    /// `SIGPIPE` in the host program. A non-socket falls back to `writev`.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_atmost`](Self::write_atmost).
+    pub fn write_atmost_socket(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        n: usize,
+    ) -> Result<usize, BufferError> {
+        match self.write_inner(fd, n, true) {
+            Err(BufferError::Io(e)) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
+                self.write_atmost(fd, n)
+            }
+            other => other,
+        }
+    }
+
+    fn write_inner(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        n: usize,
+        socket: bool,
+    ) -> Result<usize, BufferError> {
         self.check_start()?;
         let limit = n.min(self.len);
         if limit == 0 {
@@ -125,7 +195,11 @@ impl Buffer {
                     left -= take;
                     k += 1;
                 }
-                retry(|| fdio::writev(fd, &iov[..k]))?
+                if socket {
+                    retry(|| fdio::send_vectored(fd, &iov[..k]))?
+                } else {
+                    retry(|| fdio::writev(fd, &iov[..k]))?
+                }
             }
         };
         if written > 0 {

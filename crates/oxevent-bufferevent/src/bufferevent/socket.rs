@@ -411,7 +411,7 @@ fn on_read(base: &mut EventBase, key: Key, what: What) {
     let BevData { kind, input, .. } = d;
     let Kind::Socket(s) = kind else { return };
     let Some(fd) = s.fd.as_ref() else { return };
-    match input.read_from(fd.as_fd(), max) {
+    match input.read_from_socket(fd.as_fd(), max) {
         Ok(0) => fail(
             base,
             key,
@@ -521,7 +521,7 @@ pub(crate) fn flush_write(base: &mut EventBase, key: Key) -> usize {
     let BevData { kind, output, .. } = d;
     let Kind::Socket(s) = kind else { return 0 };
     let Some(fd) = s.fd.as_ref() else { return 0 };
-    match output.write_atmost(fd.as_fd(), max) {
+    match output.write_atmost_socket(fd.as_fd(), max) {
         Ok(n) => {
             if data(base, key).is_ok_and(|d| d.rate.is_some()) {
                 rate::charge(base, key, n, false);

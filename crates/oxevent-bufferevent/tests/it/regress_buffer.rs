@@ -822,3 +822,36 @@ fn interop_with_bytes_and_std_io() {
     b.advance(100);
     assert!(b.is_empty());
 }
+
+#[test]
+fn socket_io_variants_read_write_and_fall_back() {
+    use std::io::Write as _;
+    use std::os::fd::AsFd;
+    let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.write_all(b"over a socket").unwrap();
+    let mut buf = Buffer::new();
+    assert_eq!(
+        buf.read_from_socket(b.as_fd(), 4).unwrap(),
+        4,
+        "capped by max"
+    );
+    assert_eq!(buf.read_from_socket(b.as_fd(), 1024).unwrap(), 9);
+    assert_eq!(buf.pullup(13).unwrap(), b"over a socket");
+    // A regular file is not a socket: the calls fall back to writev and readv.
+    let path = std::env::temp_dir().join(format!("oxevent-sockio-{}", std::process::id()));
+    let w = std::fs::File::create(&path).unwrap();
+    assert_eq!(buf.write_atmost_socket(w.as_fd(), 5).unwrap(), 5);
+    let r = std::fs::File::open(&path).unwrap();
+    let mut got = Buffer::new();
+    assert_eq!(got.read_from_socket(r.as_fd(), 64).unwrap(), 5);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(got.pullup(5).unwrap(), b"over ");
+    // A closed peer is EPIPE, not SIGPIPE.
+    drop(b);
+    let e = buf.write_atmost_socket(a.as_fd(), 100).unwrap_err();
+    assert!(
+        matches!(e, oxevent_bufferevent::BufferError::Io(ref io) if io.kind() == std::io::ErrorKind::BrokenPipe),
+        "{e:?}"
+    );
+    assert_eq!(buf.len(), 8, "nothing drained on error");
+}

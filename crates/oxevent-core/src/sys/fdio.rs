@@ -101,6 +101,48 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     cvt(r)
 }
 
+/// `recvmsg(2)` into `bufs` (sockets only; at most [`MAX_IOVECS`] used):
+/// `readv` for sockets, without the file-position lock.
+///
+/// # Errors
+///
+/// The OS error, including `WouldBlock`, and `ENOTSOCK` for a non-socket.
+pub fn recv_vectored(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+    // SAFETY: an all-zero msghdr is valid (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = bufs.as_mut_ptr().cast();
+    msg.msg_iovlen = bufs.len().min(MAX_IOVECS) as _;
+    // SAFETY: `msg` points at `bufs`, whose slices are valid and writable
+    // for their lengths while `bufs` is mutably borrowed (`IoSliceMut` is
+    // ABI-compatible with `iovec`); the fd is open because it is borrowed.
+    let r = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, 0) };
+    cvt(r)
+}
+
+/// `sendmsg(2)` from `bufs` (sockets only; at most [`MAX_IOVECS`] used),
+/// with `MSG_NOSIGNAL` where the OS has it: `writev` for sockets, and a
+/// closed peer is `EPIPE`, never `SIGPIPE`.
+///
+/// # Errors
+///
+/// The OS error, including `WouldBlock`, `BrokenPipe` and `ENOTSOCK`.
+pub fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let flags = libc::MSG_NOSIGNAL;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let flags = 0;
+    // SAFETY: an all-zero msghdr is valid (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // sendmsg does not write through msg_iov; the cast to *mut is what the
+    // C signature asks for.
+    msg.msg_iov = bufs.as_ptr().cast_mut().cast();
+    msg.msg_iovlen = bufs.len().min(MAX_IOVECS) as _;
+    // SAFETY: `msg` points at `bufs`, valid for reads while borrowed
+    // (`IoSlice` is ABI-compatible with `iovec`); the fd is open.
+    let r = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, flags) };
+    cvt(r)
+}
+
 /// `pread(2)`: reads from `file` at `offset` without moving its file offset.
 ///
 /// # Errors
@@ -210,6 +252,30 @@ mod tests {
             Err(e) => assert_eq!(e.kind(), io::ErrorKind::Unsupported),
         }
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn vectored_socket_calls() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let n = send_vectored(a.as_fd(), &[IoSlice::new(b"ab"), IoSlice::new(b"cde")]).unwrap();
+        assert_eq!(n, 5);
+        let (mut x, mut y) = ([0u8; 2], [0u8; 8]);
+        let n = recv_vectored(
+            b.as_fd(),
+            &mut [IoSliceMut::new(&mut x), IoSliceMut::new(&mut y)],
+        )
+        .unwrap();
+        assert_eq!((n, &x, &y[..3]), (5, b"ab", &b"cde"[..]));
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let e = recv_vectored(f.as_fd(), &mut [IoSliceMut::new(&mut x)]).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTSOCK));
+        drop(b);
+        assert_eq!(
+            send_vectored(a.as_fd(), &[IoSlice::new(b"x")])
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::BrokenPipe
+        );
     }
 
     #[test]
