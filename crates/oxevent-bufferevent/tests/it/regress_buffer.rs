@@ -827,7 +827,7 @@ fn interop_with_bytes_and_std_io() {
 fn socket_io_variants_read_write_and_fall_back() {
     use std::io::Write as _;
     use std::os::fd::AsFd;
-    let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (mut a, b) = UnixStream::pair().unwrap();
     a.write_all(b"over a socket").unwrap();
     let mut buf = Buffer::new();
     assert_eq!(
