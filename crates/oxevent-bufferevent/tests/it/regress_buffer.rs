@@ -839,9 +839,9 @@ fn socket_io_variants_read_write_and_fall_back() {
     assert_eq!(buf.pullup(13).unwrap(), b"over a socket");
     // A regular file is not a socket: the calls fall back to writev and readv.
     let path = std::env::temp_dir().join(format!("oxevent-sockio-{}", std::process::id()));
-    let w = std::fs::File::create(&path).unwrap();
+    let w = File::create(&path).unwrap();
     assert_eq!(buf.write_atmost_socket(w.as_fd(), 5).unwrap(), 5);
-    let r = std::fs::File::open(&path).unwrap();
+    let r = File::open(&path).unwrap();
     let mut got = Buffer::new();
     assert_eq!(got.read_from_socket(r.as_fd(), 64).unwrap(), 5);
     std::fs::remove_file(&path).unwrap();
