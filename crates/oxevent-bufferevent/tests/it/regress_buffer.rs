@@ -6,7 +6,7 @@
 
 use std::cell::RefCell;
 use std::fs::File;
-use std::io::{BufRead, IoSlice, Read, Write};
+use std::io::{BufRead, ErrorKind, IoSlice, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -850,7 +850,7 @@ fn socket_io_variants_read_write_and_fall_back() {
     drop(b);
     let e = buf.write_atmost_socket(a.as_fd(), 100).unwrap_err();
     assert!(
-        matches!(e, oxevent_bufferevent::BufferError::Io(ref io) if io.kind() == std::io::ErrorKind::BrokenPipe),
+        matches!(e, BufferError::Io(ref err) if err.kind() == ErrorKind::BrokenPipe),
         "{e:?}"
     );
     assert_eq!(buf.len(), 8, "nothing drained on error");
