@@ -735,7 +735,7 @@ fn bad_input_is_a_typed_error() {
     let e = b.drain(10).unwrap_err();
     assert_eq!(e.to_string(), "asked for 10 bytes but the buffer holds 1");
     let io: std::io::Error = e.into();
-    assert_eq!(io.kind(), std::io::ErrorKind::InvalidInput);
+    assert_eq!(io.kind(), ErrorKind::InvalidInput);
     // Impossible sizes are errors, not aborts.
     assert!(matches!(
         b.reserve(usize::MAX),
