@@ -941,3 +941,21 @@ pub(crate) fn release_fd(fd: OwnedFd, options: BevOptions) {
         let _ = std::os::fd::IntoRawFd::into_raw_fd(fd);
     }
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// An idle connection should cost a few hundred bytes: the bufferevent
+    /// itself, two empty buffers (which allocate nothing) and two event slots.
+    #[test]
+    fn an_idle_bufferevent_is_small() {
+        let bev = size_of::<BevData>();
+        let slot = size_of::<Option<BevData>>() + 8;
+        eprintln!(
+            "BevData {bev} bytes, Buffer {} bytes, slab entry {slot} bytes",
+            size_of::<Buffer>()
+        );
+        assert!(slot <= 512, "a bufferevent takes {slot} bytes in the slab");
+    }
+}
