@@ -251,6 +251,9 @@ pub(crate) struct Bevs {
     /// A no-op user event, activated when dirty work is left over so the
     /// loop polls without sleeping.
     kick: Option<Event>,
+    /// Where sockets are read into before the data is copied to the input
+    /// (see `socket::read_socket`); as large as the largest max single read.
+    pub(crate) scratch: Vec<u8>,
 }
 
 pub(crate) fn bevs(base: &mut EventBase) -> &mut Bevs {
