@@ -997,6 +997,22 @@ impl EventBase {
         }
     }
 
+    /// Tells the base that `fd` is about to be closed and no pending event
+    /// watches it any more. Closing an fd removes it from the kernel's
+    /// interest set by itself, so the removal the changelist would send at
+    /// the next iteration (and that would fail with `EBADF`) is dropped: one
+    /// system call less per closed connection. Does nothing while events
+    /// still watch `fd`. Not for an fd that was `dup`ed: the kernel keeps a
+    /// duplicated file registered.
+    pub fn fd_closing(&mut self, fd: RawFd) {
+        if let Some(st) = self.fds.get_mut(fd as usize) {
+            if st.events.is_empty() {
+                st.registered = Interest::empty();
+                st.fresh = false;
+            }
+        }
+    }
+
     /// Re-registers every fd after `fork()` (`event_reinit`): the backend
     /// re-creates its kernel state and hears of every fd afresh; signal
     /// delivery gets a new pipe, so parent and child no longer share one.

@@ -44,6 +44,10 @@ impl SocketState {
             let _ = base.free(ev);
         }
         if let Some(fd) = self.fd.take() {
+            if options.contains(BevOptions::CLOSE_ON_FREE) {
+                // Closing drops the kernel's registration: no removal needed.
+                base.fd_closing(fd.as_raw_fd());
+            }
             release_fd(fd, options);
         }
     }
@@ -111,6 +115,9 @@ impl BufferEvent {
             let _ = base.free(ev);
         }
         if let Some(old) = old_fd {
+            if close_old {
+                base.fd_closing(old.as_raw_fd());
+            }
             release_fd(
                 old,
                 if close_old {

@@ -162,3 +162,34 @@ fn changing_interest_on_a_live_fd_is_coalesced() {
     base.run(LoopFlags::NONBLOCK).unwrap();
     assert_eq!(calls.get(), 3, "back to READ once");
 }
+
+#[test]
+fn a_closing_fd_needs_no_removal() {
+    let (mut base, calls) = spied(true);
+    let (a, b) = socketpair();
+    let ev = base
+        .event_new(b.as_raw_fd(), What::READ | What::PERSIST, |_, _, _| {})
+        .unwrap();
+    base.add(ev, None).unwrap();
+    assert_eq!(calls.get(), 1);
+    base.free(ev).unwrap();
+    base.fd_closing(b.as_raw_fd());
+    drop(b);
+    drop(a);
+    base.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(
+        calls.get(),
+        1,
+        "the kernel forgot the fd on close; nothing was sent"
+    );
+    // While an event still watches the fd, the hint is ignored.
+    let (_c, d) = socketpair();
+    let ev = base
+        .event_new(d.as_raw_fd(), What::READ, |_, _, _| {})
+        .unwrap();
+    base.add(ev, None).unwrap();
+    base.fd_closing(d.as_raw_fd());
+    base.del(ev).unwrap();
+    base.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(calls.get(), 3, "add and the real removal");
+}
