@@ -17,27 +17,7 @@ use oxevent_bufferevent::{
 use oxevent_core::{EventBase, LoopFlags, What};
 use oxevent_test_support::{Watchdog, socketpair};
 
-fn base() -> EventBase {
-    EventBase::new().expect("event base")
-}
-
-/// Runs non-blocking loop iterations until `cond` holds or `limit` passes.
-fn run_until(
-    base: &mut EventBase,
-    limit: Duration,
-    mut cond: impl FnMut(&mut EventBase) -> bool,
-) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond(base) {
-            return true;
-        }
-        base.run(LoopFlags::ONCE | LoopFlags::NONBLOCK)
-            .expect("loop");
-        std::thread::sleep(Duration::from_micros(100));
-    }
-    cond(base)
-}
+use crate::common::{base, run_until};
 
 fn events_log() -> Rc<RefCell<Vec<BevEvent>>> {
     Rc::new(RefCell::new(Vec::new()))

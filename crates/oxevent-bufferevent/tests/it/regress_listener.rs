@@ -20,27 +20,7 @@ use oxevent_core::{EventBase, LoopFlags};
 use oxevent_test_support::Watchdog;
 use socket2::{SockAddr, SockRef};
 
-fn base() -> EventBase {
-    EventBase::new().expect("event base")
-}
-
-/// Runs non-blocking loop iterations until `cond` holds or `limit` passes.
-fn run_until(
-    base: &mut EventBase,
-    limit: Duration,
-    mut cond: impl FnMut(&mut EventBase) -> bool,
-) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond(base) {
-            return true;
-        }
-        base.run(LoopFlags::ONCE | LoopFlags::NONBLOCK)
-            .expect("loop");
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    cond(base)
-}
+use crate::common::{base, run_until};
 
 /// Runs the loop for `d` whatever happens.
 fn run_for(base: &mut EventBase, d: Duration) {
