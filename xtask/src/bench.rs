@@ -1,20 +1,29 @@
 //! `cargo xtask bench build|compare`: the Rust benchmark binaries and their C counterparts.
 //!
-//! The C programs live in `benches/c/bench_*.c`; each is one translation unit compiled with
-//! `cc -O2` into `benches/c/build/`, linked against the library its name says
-//! (`*_libevent`, `*_libev`, `*_libuv`, `*_epoll` = no library; anything else links libevent).
-//! The Rust programs are the `oxevent-benches` binaries in `<target>/release/`.
+//! The C programs live in `benches/c/bench_*.c` and `benches/c/echo_*.c`; each is one
+//! translation unit compiled with `cc -O2` into `benches/c/build/`, linked against the library
+//! its name says (`*_libevent`, `*_libev`, `*_libuv`, `*_epoll` = no library; anything else
+//! links libevent). The Rust programs are the `oxevent-benches` binaries in `<target>/release/`
+//! (oxevent's, and the tokio echo server, a Rust peer).
 //!
 //! `compare` runs every implementation of a workload alternately, `reps` times, in one session,
 //! parses the `RESULT` lines they print and shows, per cfg and metric, the median value of each
-//! implementation and the ratio oxevent / other (lower is better for every metric).
+//! implementation and the ratio oxevent / other. Most metrics are times (lower is better);
+//! rates (`*_per_s` units, such as echo throughput) are better higher, and the table says which.
+//!
+//! Standalone workloads are one program run with the workload's arguments. Echo workloads are a
+//! server (`echo_server`, `echo_server_libevent`, `echo_server_tokio`, each started with
+//! `-p 0 -T <bound>` and waited for until it prints `READY port=N`) and the `echo_client` load
+//! client run against it; the server is stopped with SIGTERM afterwards, and killed on any
+//! failure path.
 
 use std::collections::BTreeMap;
 use std::env;
 use std::fs;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -23,24 +32,39 @@ use crate::{Result, cargo, describe, root, run, target_dir};
 /// Usage of `cargo xtask bench`.
 const BENCH_USAGE: &str = "\
 usage: cargo xtask bench build
-       cargo xtask bench compare [--quick] [--reps N] [--no-build] [--pin CPU]
+       cargo xtask bench compare [--quick] [--reps N] [--no-build] [--pin CPU] [--only WORD]...
 
   build        cargo build --release -p oxevent-benches; compile benches/c/*.c into benches/c/build/
-  compare      build, then run oxevent, libevent, libev, libuv (and the raw-epoll floor) in turn
+  compare      build, then run oxevent, libevent, libev, libuv (and the raw-epoll floor) in turn,
+               and the echo servers (oxevent, libevent, tokio) under echo_client
     --quick    small sizes, one repetition: a smoke test of the harness, not a measurement
     --reps N   repetitions of each program per workload (default 5; medians are compared)
     --no-build use the binaries as they are
-    --pin CPU  run every program under `taskset -c CPU`
+    --pin CPU  run every program under `taskset -c CPU` (for echo: the server, not the client)
+    --only W   only the workloads whose label contains W (`pipe`, `timers`, `buffer`, `echo`,
+               `idle`, `c64_s4096`, ...); may be repeated
 ";
 
 /// The C implementations, in the order they run after oxevent.
 const C_IMPLS: &[&str] = &["libevent", "libev", "libuv", "epoll"];
 
+/// Every implementation but oxevent, in the table's column order.
+const OTHER_IMPLS: &[&str] = &["libevent", "libev", "libuv", "epoll", "tokio"];
+
 /// Implementations whose best figure is the target (the raw-epoll floor is reported apart).
-const PEERS: &[&str] = &["libevent", "libev", "libuv"];
+const PEERS: &[&str] = &["libevent", "libev", "libuv", "tokio"];
 
 /// No single benchmark run may take longer than this.
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The echo load client, an `oxevent-benches` binary.
+const ECHO_CLIENT: &str = "echo_client";
+
+/// How long an echo server may take to print `READY port=N`.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an echo server may take to exit after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Entry point for `cargo xtask bench ...`.
 pub(crate) fn main(args: &[String]) -> Result {
@@ -121,8 +145,13 @@ fn mtime(p: &Path) -> Option<SystemTime> {
     fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
-/// Compiles every `benches/c/bench_*.c` whose binary is missing or older than its sources.
-/// Returns the names of the programs that failed to compile.
+/// Whether `benches/c/<name>` is a benchmark program's source: `bench_*.c` or `echo_*.c`.
+fn is_c_program(name: &str) -> bool {
+    name.ends_with(".c") && (name.starts_with("bench_") || name.starts_with("echo_"))
+}
+
+/// Compiles every `benches/c/bench_*.c` and `echo_*.c` whose binary is missing or older than
+/// its sources. Returns the names of the programs that failed to compile.
 fn build_c() -> Vec<String> {
     eprintln!("\n==> bench: compiling the C programs into benches/c/build/");
     let dir = c_dir();
@@ -130,9 +159,8 @@ fn build_c() -> Vec<String> {
         Ok(rd) => rd
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
-                p.extension().is_some_and(|e| e == "c")
-                    && p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with("bench_"))
+                p.file_name()
+                    .is_some_and(|n| is_c_program(&n.to_string_lossy()))
             })
             .collect(),
         Err(e) => {
@@ -183,6 +211,8 @@ struct CompareOpts {
     reps: usize,
     build: bool,
     pin: Option<String>,
+    /// Label filters (`--only`); empty = every workload.
+    only: Vec<String>,
 }
 
 impl CompareOpts {
@@ -192,6 +222,7 @@ impl CompareOpts {
             reps: 0,
             build: true,
             pin: None,
+            only: Vec::new(),
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -214,6 +245,11 @@ impl CompareOpts {
                             .clone(),
                     );
                 }
+                "--only" => opts.only.push(
+                    it.next()
+                        .ok_or_else(|| format!("--only needs a word\n\n{BENCH_USAGE}"))?
+                        .clone(),
+                ),
                 other => return Err(format!("unknown option `{other}`\n\n{BENCH_USAGE}")),
             }
         }
@@ -224,17 +260,39 @@ impl CompareOpts {
     }
 }
 
-/// One workload: a Rust binary, its C counterparts and the arguments all of them get.
+/// How the programs of a workload are run.
+#[derive(Debug, Clone, PartialEq)]
+enum Mode {
+    /// Each program runs on its own with the workload's `args` and prints `RESULT` lines.
+    Standalone,
+    /// Each program is an echo server, started with `-p 0 -T <server_secs>`; `echo_client`
+    /// runs against it with `-p PORT -i IMPL` and the workload's `args` (plus `--pid PID` when
+    /// `idle`), within `client_bound`, and prints the `RESULT` lines.
+    Echo {
+        /// The server's own time limit (`-T`): a bound if the harness itself dies.
+        server_secs: u64,
+        /// Idle-memory mode: the client needs the server's process id.
+        idle: bool,
+        /// The client is killed after this long.
+        client_bound: Duration,
+    },
+}
+
+/// One workload: a Rust binary, its counterparts and the arguments all of them get.
 #[derive(Debug)]
 struct Workload {
     /// Human-readable label.
     label: String,
     /// Rust binary name in `<target>/release/`.
     bin: &'static str,
+    /// Rust counterparts: (impl, binary name in `<target>/release/`).
+    rust_peers: Vec<(&'static str, &'static str)>,
     /// The C counterparts: (impl, program name in `benches/c/build/`).
     c_programs: Vec<(&'static str, String)>,
-    /// Arguments, identical for every implementation.
+    /// Arguments, identical for every implementation (for echo: the client's).
     args: Vec<String>,
+    /// How the programs run.
+    mode: Mode,
 }
 
 fn pipes(n: u32, a: u32, w: u32, r: u32, timeouts: bool) -> Workload {
@@ -249,8 +307,10 @@ fn pipes(n: u32, a: u32, w: u32, r: u32, timeouts: bool) -> Workload {
     Workload {
         label: format!("pipe chain n{n}_a{a}_w{w}_t{}", u8::from(timeouts)),
         bin: "bench_pipes",
+        rust_peers: Vec::new(),
         c_programs: c_programs("bench_pipes", C_IMPLS),
         args,
+        mode: Mode::Standalone,
     }
 }
 
@@ -258,7 +318,8 @@ fn timers(k: u32, min_ms: u32, max_ms: u32) -> Workload {
     Workload {
         label: format!("million timers n{k}_ms{min_ms}-{max_ms}"),
         bin: "bench_timers",
-        c_programs: c_programs("bench_timers", PEERS),
+        rust_peers: Vec::new(),
+        c_programs: c_programs("bench_timers", &["libevent", "libev", "libuv"]),
         args: vec![
             "-n".into(),
             k.to_string(),
@@ -267,6 +328,7 @@ fn timers(k: u32, min_ms: u32, max_ms: u32) -> Workload {
             "-M".into(),
             max_ms.to_string(),
         ],
+        mode: Mode::Standalone,
     }
 }
 
@@ -280,13 +342,74 @@ fn buffer() -> Workload {
     Workload {
         label: "buffer micro-benchmarks".into(),
         bin: "bench_buffer",
+        rust_peers: Vec::new(),
         c_programs: vec![("libevent", "bench_buffer".into())],
         args: Vec::new(),
+        mode: Mode::Standalone,
     }
 }
 
-/// The workloads of issue 2 (or small versions of them with `--quick`), then the buffer
-/// micro-benchmarks.
+/// The echo servers: (Rust peers, C programs).
+type EchoServers = (
+    Vec<(&'static str, &'static str)>,
+    Vec<(&'static str, String)>,
+);
+
+fn echo_servers() -> EchoServers {
+    (
+        vec![("tokio", "echo_server_tokio")],
+        vec![("libevent", "echo_server_libevent".into())],
+    )
+}
+
+/// Echo throughput and round trips: `conns` connections, `size`-byte messages, `secs` measured
+/// seconds after one second of warm-up.
+fn echo(conns: u32, size: u32, secs: u64) -> Workload {
+    let warmup = 1;
+    let (rust_peers, c_programs) = echo_servers();
+    Workload {
+        label: format!("echo c{conns}_s{size} ({secs} s)"),
+        bin: "echo_server",
+        rust_peers,
+        c_programs,
+        args: vec![
+            "-c".into(),
+            conns.to_string(),
+            "-s".into(),
+            size.to_string(),
+            "-T".into(),
+            secs.to_string(),
+            "-w".into(),
+            warmup.to_string(),
+        ],
+        mode: Mode::Echo {
+            server_secs: secs + warmup + 60,
+            idle: false,
+            client_bound: Duration::from_secs(secs + warmup + 60),
+        },
+    }
+}
+
+/// Server memory per idle connection, with `n` connections.
+fn echo_idle(n: u32) -> Workload {
+    let (rust_peers, c_programs) = echo_servers();
+    Workload {
+        label: format!("echo idle memory n{n}"),
+        bin: "echo_server",
+        rust_peers,
+        c_programs,
+        args: vec!["--idle".into(), n.to_string()],
+        mode: Mode::Echo {
+            // the client opens the connections within 120 s and waits at most 11 s more
+            server_secs: 240,
+            idle: true,
+            client_bound: Duration::from_secs(200),
+        },
+    }
+}
+
+/// The workloads of issue 2 (or small versions of them with `--quick`), the buffer
+/// micro-benchmarks, then the echo workloads of issue 4.
 fn workloads(quick: bool) -> Vec<Workload> {
     let mut loads = if quick {
         vec![
@@ -306,6 +429,14 @@ fn workloads(quick: bool) -> Vec<Workload> {
         ]
     };
     loads.push(buffer());
+    if quick {
+        loads.push(echo(8, 4096, 2));
+        loads.push(echo_idle(1000));
+    } else {
+        loads.push(echo(64, 4096, 10));
+        loads.push(echo(16, 16_384, 10));
+        loads.push(echo_idle(10_000));
+    }
     loads
 }
 
@@ -336,8 +467,13 @@ fn parse_result(line: &str) -> Option<ResultLine> {
     })
 }
 
-/// Runs one program with a time limit; returns its stdout.
-fn run_capture(mut cmd: Command) -> Result<String> {
+/// Runs one program with the default time limit; returns its stdout.
+fn run_capture(cmd: Command) -> Result<String> {
+    run_capture_within(cmd, RUN_TIMEOUT)
+}
+
+/// Runs one program, killed after `limit`; returns its stdout.
+fn run_capture_within(mut cmd: Command, limit: Duration) -> Result<String> {
     let line = describe(&cmd);
     eprintln!("$ {line}");
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
@@ -353,12 +489,12 @@ fn run_capture(mut cmd: Command) -> Result<String> {
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() > RUN_TIMEOUT => {
+            Ok(None) if started.elapsed() > limit => {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!(
                     "`{line}` took longer than {} s and was killed",
-                    RUN_TIMEOUT.as_secs()
+                    limit.as_secs()
                 ));
             }
             Ok(None) => thread::sleep(Duration::from_millis(5)),
@@ -374,6 +510,174 @@ fn run_capture(mut cmd: Command) -> Result<String> {
     } else {
         Err(format!("`{line}` exited with {status}"))
     }
+}
+
+/// A running echo server. Dropping it stops it (SIGTERM, then SIGKILL), so that no failure
+/// path leaves a server behind.
+#[derive(Debug)]
+struct Server {
+    child: Child,
+    line: String,
+    /// The exit status, once collected.
+    status: Option<ExitStatus>,
+}
+
+impl Server {
+    /// Starts `cmd` (which must not exit before it is stopped), waits for `READY port=N` on
+    /// its stdout for at most [`READY_TIMEOUT`] and returns it with the port. The rest of its
+    /// stdout is drained by a thread until it exits.
+    fn start(mut cmd: Command) -> Result<(Server, u16)> {
+        let line = describe(&cmd);
+        eprintln!("$ {line} &");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start `{line}`: {e}"))?;
+        let stdout = child.stdout.take();
+        let mut server = Server {
+            child,
+            line,
+            status: None,
+        };
+        let stdout = stdout.ok_or("no stdout pipe")?;
+        let (tx, rx) = mpsc::channel::<String>();
+        thread::spawn(move || {
+            for l in BufReader::new(stdout).lines() {
+                let Ok(l) = l else { break };
+                // once READY was seen nobody listens: keep draining regardless
+                let _ = tx.send(l);
+            }
+        });
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) => {
+                    if let Some(port) = parse_ready(&l) {
+                        return Ok((server, port));
+                    }
+                    eprintln!("   (server) {l}");
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = server.stop();
+                    return Err(format!(
+                        "`{}` printed no `READY port=N` within {} s",
+                        server.line,
+                        READY_TIMEOUT.as_secs()
+                    ));
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = server.stop();
+                    return Err(format!(
+                        "`{}` closed its stdout without printing `READY port=N` ({})",
+                        server.line,
+                        status.map_or_else(|e| e, |s| s.to_string())
+                    ));
+                }
+            }
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM (with the `kill` command: xtask is std-only) and waits for the exit for
+    /// at most [`STOP_TIMEOUT`]; then SIGKILL. Returns the exit status, or an error saying
+    /// that it had to be killed.
+    fn stop(&mut self) -> Result<ExitStatus> {
+        if let Some(s) = self.status {
+            return Ok(s);
+        }
+        if let Ok(Some(s)) = self.child.try_wait() {
+            self.status = Some(s);
+            return Ok(s);
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(s)) => {
+                    self.status = Some(s);
+                    return Ok(s);
+                }
+                Ok(None) => thread::sleep(Duration::from_millis(10)),
+                Err(_) => break,
+            }
+        }
+        let _ = self.child.kill();
+        let s = self.child.wait();
+        if let Ok(s) = s {
+            self.status = Some(s);
+        }
+        Err(format!(
+            "`{}` did not exit within {} s of SIGTERM and was killed",
+            self.line,
+            STOP_TIMEOUT.as_secs()
+        ))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// The port of a `READY port=N` line.
+fn parse_ready(line: &str) -> Option<u16> {
+    line.trim()
+        .strip_prefix("READY ")?
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("port="))?
+        .parse()
+        .ok()
+        .filter(|&p| p != 0)
+}
+
+/// One echo run: starts `server` (a command without arguments yet), runs `client` against
+/// it as `imp`, stops the server. Returns the client's stdout, and a note if the server did not
+/// stop cleanly (the client's figures stand: it checked every byte).
+fn run_echo(
+    mut server: Command,
+    client: &Path,
+    imp: &str,
+    args: &[String],
+    mode: &Mode,
+) -> Result<(String, Option<String>)> {
+    let Mode::Echo {
+        server_secs,
+        idle,
+        client_bound,
+    } = mode
+    else {
+        return Err("not an echo workload".into());
+    };
+    server.args(["-p", "0", "-T", &server_secs.to_string()]);
+    let (mut srv, port) = Server::start(server)?;
+    let mut cmd = Command::new(client);
+    cmd.args(["-p", &port.to_string(), "-i", imp])
+        .args(args)
+        .current_dir(root());
+    if *idle {
+        cmd.args(["--pid", &srv.pid().to_string()]);
+    }
+    let out = run_capture_within(cmd, *client_bound);
+    let stopped = srv.stop();
+    let out = out?;
+    let note = match stopped {
+        Ok(s) if s.success() => None,
+        Ok(s) => Some(format!(
+            "the {imp} echo server exited with {s} after SIGTERM"
+        )),
+        Err(e) => Some(e),
+    };
+    Ok((out, note))
 }
 
 /// Whether `taskset` can be run.
@@ -415,7 +719,13 @@ fn compare(opts: &CompareOpts) -> Result {
     let mut all: Vec<ResultLine> = Vec::new();
     let mut raw_log = String::new();
     let mut notes: Vec<String> = Vec::new();
-    let loads = workloads(opts.quick);
+    let loads: Vec<Workload> = workloads(opts.quick)
+        .into_iter()
+        .filter(|w| opts.only.is_empty() || opts.only.iter().any(|o| w.label.contains(o.as_str())))
+        .collect();
+    if loads.is_empty() {
+        return Err(format!("no workload matches --only {:?}", opts.only));
+    }
     for load in &loads {
         eprintln!("\n==> bench compare: {} ({} rep(s))", load.label, opts.reps);
         // (impl, path)
@@ -433,6 +743,20 @@ fn compare(opts: &CompareOpts) -> Result {
             eprintln!("note: {note}");
             notes.push(note);
         }
+        for (imp, name) in &load.rust_peers {
+            let bin = rust_dir.join(name);
+            if bin.is_file() {
+                programs.push(((*imp).into(), bin));
+            } else {
+                let note = format!(
+                    "{}: {imp}'s {} is missing (`cargo xtask bench build`); skipped",
+                    load.label,
+                    bin.display()
+                );
+                eprintln!("note: {note}");
+                notes.push(note);
+            }
+        }
         for (imp, name) in &load.c_programs {
             let bin = c_dir.join(name);
             if bin.is_file() {
@@ -446,6 +770,17 @@ fn compare(opts: &CompareOpts) -> Result {
                 eprintln!("note: {note}");
                 notes.push(note);
             }
+        }
+        let client = rust_dir.join(ECHO_CLIENT);
+        if load.mode != Mode::Standalone && !client.is_file() {
+            let note = format!(
+                "{}: the load client {} is missing (`cargo xtask bench build`); skipped",
+                load.label,
+                client.display()
+            );
+            eprintln!("note: {note}");
+            notes.push(note);
+            continue;
         }
         let mut failed: Vec<String> = Vec::new();
         for rep in 0..opts.reps {
@@ -463,8 +798,24 @@ fn compare(opts: &CompareOpts) -> Result {
                     }
                     None => Command::new(bin),
                 };
-                cmd.args(&load.args).current_dir(root());
-                match run_capture(cmd) {
+                cmd.current_dir(root());
+                let outcome = match load.mode {
+                    Mode::Standalone => {
+                        cmd.args(&load.args);
+                        run_capture(cmd)
+                    }
+                    Mode::Echo { .. } => {
+                        run_echo(cmd, &client, imp, &load.args, &load.mode).map(|(out, note)| {
+                            if let Some(n) = note {
+                                let note = format!("{}: {n}", load.label);
+                                eprintln!("warning: {note}");
+                                notes.push(note);
+                            }
+                            out
+                        })
+                    }
+                };
+                match outcome {
                     Ok(out) => {
                         let mut n = 0;
                         for line in out.lines() {
@@ -533,8 +884,17 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
+/// Whether a bigger value of a metric in `unit` is better: rates (`*_per_s`, e.g. the echo
+/// throughput in `MB_per_s`). Every other unit is a time or a size, where lower is better.
+fn higher_is_better(unit: &str) -> bool {
+    unit.ends_with("_per_s")
+}
+
 /// The comparison table: one row per (cfg, metric), the median of each implementation, and
-/// oxevent's ratio to each other one, to the best of libevent/libev/libuv and to the floor.
+/// oxevent's ratio to each other one, to the best of the peers (libevent, libev, libuv, tokio)
+/// and to the floor. Columns appear for oxevent and for the implementations that printed
+/// something. `better` says whether lower or higher values win for the row's metric; the best
+/// peer is the lowest or the highest accordingly.
 fn render_table(results: &[ResultLine], opts: &CompareOpts) -> String {
     // (cfg, metric) in order of first appearance
     let mut rows: Vec<(String, String, String)> = Vec::new();
@@ -549,8 +909,13 @@ fn render_table(results: &[ResultLine], opts: &CompareOpts) -> String {
             .or_default()
             .push(r.value);
     }
+    let others: Vec<&str> = OTHER_IMPLS
+        .iter()
+        .copied()
+        .filter(|imp| results.iter().any(|r| r.imp == *imp))
+        .collect();
     let impls: Vec<&str> = std::iter::once("oxevent")
-        .chain(C_IMPLS.iter().copied())
+        .chain(others.iter().copied())
         .collect();
     let mut med = BTreeMap::new();
     for ((cfg, name, imp), v) in &mut values {
@@ -563,7 +928,10 @@ fn render_table(results: &[ResultLine], opts: &CompareOpts) -> String {
 
     let mut s = String::new();
     s.push_str(&format!(
-        "\nbench compare: medians of {} rep(s){}; lower is better; ratio = oxevent / other\n\n",
+        "\nbench compare: medians of {} rep(s){}; ratio = oxevent / other\n\
+         `better` is the direction that wins: for `lower` (times, sizes) a ratio below 1.00x \
+         means oxevent is ahead,\nfor `higher` (rates such as MB_per_s) a ratio above 1.00x \
+         does; ox/best is against the best peer in that direction\n\n",
         opts.reps,
         if opts.quick {
             " (--quick: smoke sizes, not a measurement)"
@@ -571,11 +939,14 @@ fn render_table(results: &[ResultLine], opts: &CompareOpts) -> String {
             ""
         }
     ));
-    let mut header = format!("{:<20} {:<26} {:<13}", "cfg", "metric", "unit");
+    let mut header = format!(
+        "{:<20} {:<26} {:<14} {:<6}",
+        "cfg", "metric", "unit", "better"
+    );
     for imp in &impls {
         header.push_str(&format!(" {imp:>11}"));
     }
-    for imp in C_IMPLS {
+    for imp in &others {
         header.push_str(&format!(" {:>11}", format!("ox/{imp}")));
     }
     header.push_str(&format!(" {:>11}", "ox/best"));
@@ -592,18 +963,24 @@ fn render_table(results: &[ResultLine], opts: &CompareOpts) -> String {
         _ => format!(" {:>11}", "-"),
     };
     for (cfg, name, unit) in &rows {
-        let mut line = format!("{cfg:<20} {name:<26} {unit:<13}");
+        let higher = higher_is_better(unit);
+        let mut line = format!(
+            "{cfg:<20} {name:<26} {unit:<14} {:<6}",
+            if higher { "higher" } else { "lower" }
+        );
         let ours = get(cfg, name, "oxevent");
         for imp in &impls {
             line.push_str(&fmt_val(get(cfg, name, imp)));
         }
-        for imp in C_IMPLS {
+        for imp in &others {
             line.push_str(&fmt_ratio(ours, get(cfg, name, imp)));
         }
-        let best = PEERS
-            .iter()
-            .filter_map(|imp| get(cfg, name, imp))
-            .min_by(f64::total_cmp);
+        let peers = PEERS.iter().filter_map(|imp| get(cfg, name, imp));
+        let best = if higher {
+            peers.max_by(f64::total_cmp)
+        } else {
+            peers.min_by(f64::total_cmp)
+        };
         line.push_str(&fmt_ratio(ours, best));
         s.push_str(&line);
         s.push('\n');
@@ -643,6 +1020,7 @@ mod tests {
             "RESULT name=pipes.total impl=libev cfg=c value=100 unit=us_per_round",
             "RESULT name=pipes.total impl=libev cfg=c value=60 unit=us_per_round",
             "RESULT name=pipes.total impl=libev cfg=c value=80 unit=us_per_round",
+            "RESULT name=pipes.total impl=libuv cfg=d value=80 unit=us_per_round",
         ];
         let rs: Vec<_> = lines.iter().filter_map(|l| parse_result(l)).collect();
         let opts = CompareOpts {
@@ -650,6 +1028,7 @@ mod tests {
             reps: 3,
             build: false,
             pin: None,
+            only: Vec::new(),
         };
         let t = render_table(&rs, &opts);
         let row = t.lines().find(|l| l.starts_with("c ")).unwrap();
@@ -657,6 +1036,125 @@ mod tests {
         assert!(row.contains("0.25x"), "{row}");
         assert!(row.matches("0.62x").count() == 2, "{row}");
         assert!(row.contains(" -"), "{row}");
+        assert!(row.contains(" lower "), "{row}");
+        // no tokio figure anywhere: no tokio column
+        assert!(!t.contains("tokio"), "{t}");
+    }
+
+    #[test]
+    fn table_rates_are_better_higher() {
+        let lines = [
+            "RESULT name=echo.throughput impl=oxevent cfg=c64_s4096 value=400 unit=MB_per_s",
+            "RESULT name=echo.throughput impl=libevent cfg=c64_s4096 value=250 unit=MB_per_s",
+            "RESULT name=echo.throughput impl=tokio cfg=c64_s4096 value=320 unit=MB_per_s",
+            "RESULT name=echo.rtt_p99 impl=oxevent cfg=c64_s4096 value=300 unit=us",
+            "RESULT name=echo.rtt_p99 impl=libevent cfg=c64_s4096 value=600 unit=us",
+            "RESULT name=echo.rtt_p99 impl=tokio cfg=c64_s4096 value=400 unit=us",
+        ];
+        let rs: Vec<_> = lines.iter().filter_map(|l| parse_result(l)).collect();
+        let opts = CompareOpts {
+            quick: true,
+            reps: 1,
+            build: false,
+            pin: None,
+            only: Vec::new(),
+        };
+        let t = render_table(&rs, &opts);
+        let header = t.lines().find(|l| l.starts_with("cfg ")).unwrap();
+        assert!(header.contains("ox/tokio"), "{header}");
+        assert!(!header.contains("libuv"), "{header}");
+        let tput = t.lines().find(|l| l.contains("echo.throughput")).unwrap();
+        // best peer by throughput is tokio (the highest): 400 / 320
+        assert!(tput.contains(" higher "), "{tput}");
+        assert!(
+            tput.contains("1.60x") && tput.matches("1.25x").count() == 2,
+            "{tput}"
+        );
+        let rtt = t.lines().find(|l| l.contains("echo.rtt_p99")).unwrap();
+        // best peer by p99 is tokio (the lowest): 300 / 400
+        assert!(rtt.contains(" lower "), "{rtt}");
+        assert!(
+            rtt.contains("0.50x") && rtt.matches("0.75x").count() == 2,
+            "{rtt}"
+        );
+    }
+
+    #[test]
+    fn ready_lines_and_c_sources() {
+        assert_eq!(parse_ready("READY port=4242"), Some(4242));
+        assert_eq!(parse_ready("READY port=4242\n"), Some(4242));
+        assert_eq!(parse_ready("READY port=0"), None);
+        assert_eq!(parse_ready("RESULT name=x"), None);
+        assert!(is_c_program("bench_pipes_libev.c"));
+        assert!(is_c_program("echo_server_libevent.c"));
+        assert!(!is_c_program("bench_common.h"));
+        assert!(!is_c_program("notes.c"));
+        assert_eq!(
+            c_flags("echo_server_libevent"),
+            c_flags("bench_pipes_libevent")
+        );
+    }
+
+    #[test]
+    fn echo_workloads() {
+        let full = workloads(false);
+        let echo: Vec<_> = full.iter().filter(|w| w.mode != Mode::Standalone).collect();
+        assert_eq!(echo.len(), 3);
+        for w in &echo {
+            assert_eq!(w.bin, "echo_server");
+            assert_eq!(w.rust_peers, vec![("tokio", "echo_server_tokio")]);
+            assert_eq!(
+                w.c_programs,
+                vec![("libevent", "echo_server_libevent".into())]
+            );
+        }
+        assert_eq!(
+            echo[0].args,
+            ["-c", "64", "-s", "4096", "-T", "10", "-w", "1"]
+        );
+        assert_eq!(
+            echo[1].args,
+            ["-c", "16", "-s", "16384", "-T", "10", "-w", "1"]
+        );
+        assert_eq!(echo[2].args, ["--idle", "10000"]);
+        let quick = workloads(true);
+        assert!(
+            quick
+                .iter()
+                .any(|w| w.args == ["-c", "8", "-s", "4096", "-T", "2", "-w", "1"])
+        );
+    }
+
+    #[test]
+    fn server_start_and_stop() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo starting; echo READY port=4242; exec sleep 30"]);
+        let (mut srv, port) = Server::start(cmd).unwrap();
+        assert_eq!(port, 4242);
+        let t = Instant::now();
+        let status = srv.stop().unwrap();
+        assert!(!status.success(), "sleep dies of SIGTERM");
+        assert!(t.elapsed() < STOP_TIMEOUT);
+
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo no ready line"]);
+        let e = Server::start(cmd).unwrap_err();
+        assert!(e.contains("without printing"), "{e}");
+    }
+
+    #[test]
+    fn parses_only() {
+        let args: Vec<String> = ["--quick", "--only", "echo", "--only", "timers"]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let o = CompareOpts::parse(&args).unwrap();
+        assert_eq!(o.only, ["echo", "timers"]);
+        assert_eq!(o.reps, 1);
+        assert!(CompareOpts::parse(&["--only".to_string()]).is_err());
+        let labels: Vec<String> = workloads(false).into_iter().map(|w| w.label).collect();
+        assert_eq!(labels.iter().filter(|l| l.contains("echo")).count(), 3);
+        assert_eq!(labels.iter().filter(|l| l.contains("idle")).count(), 1);
     }
 
     #[test]
