@@ -159,26 +159,18 @@ impl BufferEvent {
     /// the socket.
     #[doc(alias = "bufferevent_socket_connect")]
     pub fn connect(self, base: &mut EventBase, addr: SocketAddr) -> io::Result<()> {
-        let existing = match &state_of(base, self.key)?.fd {
-            Some(fd) => Some(fd.try_clone()?),
-            None => None,
+        if state_of(base, self.key)?.fd.is_none() {
+            let sock = Socket::new(
+                Domain::for_address(addr),
+                Type::STREAM.nonblocking().cloexec(),
+                None,
+            )?;
+            self.setfd(base, sock.into())?;
+        }
+        let r = match state_of(base, self.key)?.fd.as_ref() {
+            Some(fd) => SockRef::from(fd).connect(&addr.into()),
+            None => Err(io::Error::from(io::ErrorKind::NotConnected)),
         };
-        let sock = match existing {
-            Some(fd) => Socket::from(fd),
-            None => {
-                let s = Socket::new(
-                    Domain::for_address(addr),
-                    Type::STREAM.nonblocking().cloexec(),
-                    None,
-                )?;
-                let owned: OwnedFd = s.into();
-                self.setfd(base, owned.try_clone()?)?;
-                Socket::from(owned)
-            }
-        };
-        let r = sock.connect(&addr.into());
-        // `sock` is a duplicate (or the same fd kept by the bufferevent): drop our copy.
-        drop(sock);
         match r {
             Ok(()) => {
                 // Connected at once (loopback can do that): report it from the loop.
