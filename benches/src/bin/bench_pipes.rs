@@ -78,7 +78,8 @@ fn main() {
                     let _ = base.add(ev, Some(t));
                 }
                 if st.writes.get() > 0 {
-                    let widx = (idx + 1) % writers.len();
+                    // As bench.c: wrap without a division.
+                    let widx = if idx + 1 == writers.len() { 0 } else { idx + 1 };
                     if !matches!(fdio::send(writers[widx].as_fd(), b"e"), Ok(1)) {
                         st.failures.set(st.failures.get() + 1);
                     }
