@@ -181,8 +181,13 @@ impl EventBase {
         let start = if limited { self.clock.precise_ns() } else { 0 };
         self.continue_req = false;
         while let Some(idx) = self.pop_active(p) {
-            self.deactivate_for_run(idx);
-            if !self.d(idx).internal {
+            // Off the active queue, keeping the result for the callback.
+            let d = self.d(idx);
+            d.active = false;
+            let (internal, prio) = (d.internal, usize::from(d.priority));
+            self.active[prio].live -= 1;
+            self.counts.active -= 1;
+            if !internal {
                 real += 1;
             }
             self.process_one(idx);
@@ -202,18 +207,6 @@ impl EventBase {
             }
         }
         real
-    }
-
-    /// Unlinks `idx` from its active queue, keeping its result.
-    fn deactivate_for_run(&mut self, idx: u32) {
-        let (res, ncalls) = {
-            let d = self.d(idx);
-            (d.res, d.ncalls)
-        };
-        self.deactivate(idx);
-        let d = self.d(idx);
-        d.res = res;
-        d.ncalls = ncalls;
     }
 
     fn process_one(&mut self, idx: u32) {
@@ -252,25 +245,25 @@ impl EventBase {
         let Some(mut cb) = self.d(idx).cb.take() else {
             return;
         };
-        let mut left = if kind == Kind::Signal {
-            ncalls.max(1)
-        } else {
-            1
-        };
         self.running_event = Some(ev);
-        loop {
-            left -= 1;
-            self.d(idx).ncalls = left;
+        if kind == Kind::Signal {
+            let mut left = ncalls.max(1);
+            loop {
+                left -= 1;
+                self.d(idx).ncalls = left;
+                cb(self, ev, res);
+                if left == 0 || self.got_break {
+                    break;
+                }
+                // A delete or free from inside the callback stops the repeats
+                // (libevent's ev_pncalls).
+                match self.data(ev) {
+                    Ok(d) if d.ncalls == left => {}
+                    _ => break,
+                }
+            }
+        } else {
             cb(self, ev, res);
-            if left == 0 || self.got_break {
-                break;
-            }
-            // A delete or free from inside the callback stops the repeats
-            // (libevent's ev_pncalls).
-            match self.data(ev) {
-                Ok(d) if d.ncalls == left => {}
-                _ => break,
-            }
         }
         self.running_event = None;
         if let Ok(d) = self.data_mut(ev) {
