@@ -798,6 +798,12 @@ fn flush_dirty(base: &mut EventBase) {
                 _ => filter::flush_normal(base, key),
             }
             run_deferred(base, key);
+            // Buffers in deferred-callback mode report their changes here,
+            // from the loop (libevent's deferred evbuffer callbacks).
+            if let Some(d) = bevs(base).slab.get_mut(key) {
+                d.input.run_deferred_callbacks();
+                d.output.run_deferred_callbacks();
+            }
         }
         let b = bevs(base);
         if b.dirty.is_empty() {

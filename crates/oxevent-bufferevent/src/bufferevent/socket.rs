@@ -424,6 +424,8 @@ fn on_read(base: &mut EventBase, key: Key, what: What) {
             if limited {
                 rate::charge(base, key, n, true);
             }
+            // The input changed: its deferred callbacks run at the next flush.
+            let _ = super::mark_dirty(base, key);
             let Ok(d) = data(base, key) else { return };
             let changed = update_read_wm(d);
             let ready = d.input.len() >= d.wm_read.0;
@@ -467,7 +469,10 @@ fn on_write(base: &mut EventBase, key: Key, what: What) {
         finish_connect(base, key);
         return;
     }
-    flush_write(base, key);
+    if flush_write(base, key) > 0 {
+        // The output changed: its deferred callbacks run at the next flush.
+        let _ = super::mark_dirty(base, key);
+    }
 }
 
 fn finish_connect(base: &mut EventBase, key: Key) {

@@ -829,3 +829,33 @@ fn rate_limit_group_shares_one_bucket() {
         .sum::<usize>()
         == 8000));
 }
+
+#[test]
+fn deferred_buffer_callbacks_run_from_the_loop() {
+    let _w = Watchdog::new("deferred buffer callbacks", Duration::from_secs(10));
+    let mut base = base();
+    let (a, b) = socket_pair_bevs(&mut base, BevOptions::empty());
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    let input = b.input(&mut base).unwrap();
+    input.defer_callbacks();
+    input.add_cb(move |info| s.borrow_mut().push((info.n_added, info.n_deleted)));
+    b.enable(&mut base, What::READ).unwrap();
+    a.write(&mut base, b"hello").unwrap();
+    assert!(run_until(&mut base, Duration::from_secs(5), |_| !seen
+        .borrow()
+        .is_empty()));
+    assert_eq!(
+        seen.borrow()[0],
+        (5, 0),
+        "the read reached the callback, from the loop"
+    );
+    b.input(&mut base).unwrap().drain(5).unwrap();
+    assert_eq!(
+        seen.borrow().len(),
+        1,
+        "deferred: nothing runs inside the drain"
+    );
+    base.run(LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(seen.borrow().last().copied(), Some((0, 5)));
+}
