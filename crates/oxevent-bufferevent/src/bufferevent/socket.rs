@@ -30,9 +30,22 @@ pub(crate) struct SocketState {
     /// Timeouts changed: re-add armed events with the new values.
     pub(crate) rearm: bool,
     connecting: bool,
+    /// The fd is the caller's (no `CLOSE_ON_FREE`): never close it, even
+    /// when the base is dropped with the bufferevent still in it.
+    keep_open: bool,
     /// Addresses still to try for `connect_hostname`.
     pending_addrs: VecDeque<SocketAddr>,
     dns_error: Option<String>,
+}
+
+impl Drop for SocketState {
+    fn drop(&mut self) {
+        if self.keep_open {
+            if let Some(fd) = self.fd.take() {
+                let _ = std::os::fd::IntoRawFd::into_raw_fd(fd);
+            }
+        }
+    }
 }
 
 impl SocketState {
@@ -141,8 +154,10 @@ impl BufferEvent {
                     return Err(e);
                 }
             };
+        let keep_open = !data(base, key)?.options.contains(BevOptions::CLOSE_ON_FREE);
         let s = state_of(base, key)?;
         s.fd = Some(fd);
+        s.keep_open = keep_open;
         s.read_ev = Some(read_ev);
         s.write_ev = Some(write_ev);
         sync(base, key)

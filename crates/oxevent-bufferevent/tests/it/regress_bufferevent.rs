@@ -859,3 +859,38 @@ fn deferred_buffer_callbacks_run_from_the_loop() {
     base.run(LoopFlags::NONBLOCK).unwrap();
     assert_eq!(seen.borrow().last().copied(), Some((0, 5)));
 }
+
+#[test]
+fn dropping_the_base_closes_only_the_fds_it_owns() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let ino_of_fd = |fd: i32| {
+        std::fs::metadata(format!("/proc/self/fd/{fd}"))
+            .ok()
+            .map(|m| m.ino())
+    };
+    let (x, _peer_x) = socketpair();
+    let (y, _peer_y) = socketpair();
+    let (x_ino, y_ino) = (
+        ino_of_fd(x.as_raw_fd()).unwrap(),
+        ino_of_fd(y.as_raw_fd()).unwrap(),
+    );
+    let kept = OwnedFd::from(x.try_clone().unwrap());
+    let kept_raw = kept.as_raw_fd();
+    let mut base = base();
+    BufferEvent::socket(&mut base, Some(kept), BevOptions::empty()).unwrap();
+    BufferEvent::socket(&mut base, Some(OwnedFd::from(y)), BevOptions::CLOSE_ON_FREE).unwrap();
+    drop(base);
+    // Without CLOSE_ON_FREE the fd stays open, still the same socket (the
+    // test leaks this one descriptor: only unsafe code could adopt it back).
+    assert_eq!(
+        ino_of_fd(kept_raw),
+        Some(x_ino),
+        "the caller's fd was left open"
+    );
+    // With CLOSE_ON_FREE the base closed it.
+    assert!(
+        !open_socket_inodes().contains(&y_ino),
+        "the owned fd was closed"
+    );
+}
