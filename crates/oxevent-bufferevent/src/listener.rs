@@ -379,10 +379,10 @@ impl Listener {
             set_deferred_accept(&sock)?;
         }
         sock.bind(&addr.into())?;
-        sock.listen(if backlog <= 0 {
-            DEFAULT_BACKLOG
-        } else {
+        sock.listen(if backlog > 0 {
             backlog
+        } else {
+            DEFAULT_BACKLOG
         })?;
         Self::register(base, sock, options, true, Box::new(cb))
     }
@@ -418,10 +418,10 @@ impl Listener {
         let sock = Socket::new(Domain::UNIX, Type::STREAM, None)?;
         sock.set_nonblocking(true)?;
         sock.bind(&addr)?;
-        sock.listen(if backlog <= 0 {
-            DEFAULT_BACKLOG
-        } else {
+        sock.listen(if backlog > 0 {
             backlog
+        } else {
+            DEFAULT_BACKLOG
         })?;
         Self::register(base, sock, options, true, Box::new(cb))
     }

@@ -1187,11 +1187,12 @@ impl Buffer {
     #[doc(alias = "evbuffer_cb_set_flags")]
     #[doc(alias = "evbuffer_cb_clear_flags")]
     pub fn set_cb_enabled(&mut self, id: CallbackId, enabled: bool) -> Result<(), BufferError> {
-        if self
-            .cbs
-            .as_mut()
-            .is_some_and(|c| c.set_enabled(id, enabled))
-        {
+        self.on_cb(|c| c.set_enabled(id, enabled))
+    }
+
+    /// Applies `f` to the callback list; `UnknownCallback` unless it found the id.
+    fn on_cb(&mut self, f: impl FnOnce(&mut Callbacks) -> bool) -> Result<(), BufferError> {
+        if self.cbs.as_deref_mut().is_some_and(f) {
             Ok(())
         } else {
             Err(BufferError::UnknownCallback)
@@ -1206,11 +1207,7 @@ impl Buffer {
     /// [`BufferError::UnknownCallback`] when it is not registered.
     #[doc(alias = "evbuffer_cb_suspend")]
     pub fn suspend_cb(&mut self, id: CallbackId) -> Result<(), BufferError> {
-        if self.cbs.as_mut().is_some_and(|c| c.suspend(id)) {
-            Ok(())
-        } else {
-            Err(BufferError::UnknownCallback)
-        }
+        self.on_cb(|c| c.suspend(id))
     }
 
     /// Resumes a suspended callback, running it once with the coalesced
@@ -1222,11 +1219,7 @@ impl Buffer {
     /// [`BufferError::UnknownCallback`] when it is not registered.
     #[doc(alias = "evbuffer_cb_unsuspend")]
     pub fn unsuspend_cb(&mut self, id: CallbackId) -> Result<(), BufferError> {
-        if self.cbs.as_mut().is_some_and(|c| c.unsuspend(id)) {
-            Ok(())
-        } else {
-            Err(BufferError::UnknownCallback)
-        }
+        self.on_cb(|c| c.unsuspend(id))
     }
 
     /// Switches to deferred callbacks: changes are coalesced per callback
