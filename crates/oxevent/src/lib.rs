@@ -60,3 +60,15 @@ pub use oxevent_bufferevent as bufferevent;
 /// Rate limiting: token buckets and groups.
 #[cfg(feature = "core")]
 pub use oxevent_ratelim as ratelim;
+
+/// TLS bufferevents over OpenSSL (libevent_openssl).
+#[cfg(feature = "openssl")]
+pub use oxevent_openssl as openssl;
+
+/// HTTP/1.1 server, client and URI functions (part of libevent_extra).
+#[cfg(feature = "extra")]
+pub use oxevent_http as http;
+
+/// Async DNS: resolver, getaddrinfo and server ports (part of libevent_extra).
+#[cfg(feature = "extra")]
+pub use oxevent_dns as dns;
