@@ -29,6 +29,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::{Result, cargo, describe, root, run, target_dir};
 
+mod dns;
+mod http;
+mod tls;
+
 /// Usage of `cargo xtask bench`.
 const BENCH_USAGE: &str = "\
 usage: cargo xtask bench build
@@ -49,10 +53,10 @@ usage: cargo xtask bench build
 const C_IMPLS: &[&str] = &["libevent", "libev", "libuv", "epoll"];
 
 /// Every implementation but oxevent, in the table's column order.
-const OTHER_IMPLS: &[&str] = &["libevent", "libev", "libuv", "epoll", "tokio"];
+const OTHER_IMPLS: &[&str] = &["libevent", "libev", "libuv", "epoll", "tokio", "hyper"];
 
 /// Implementations whose best figure is the target (the raw-epoll floor is reported apart).
-const PEERS: &[&str] = &["libevent", "libev", "libuv", "tokio"];
+const PEERS: &[&str] = &["libevent", "libev", "libuv", "tokio", "hyper"];
 
 /// No single benchmark run may take longer than this.
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
@@ -261,7 +265,7 @@ impl CompareOpts {
 }
 
 /// How the programs of a workload are run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 enum Mode {
     /// Each program runs on its own with the workload's `args` and prints `RESULT` lines.
     Standalone,
@@ -276,7 +280,20 @@ enum Mode {
         /// The client is killed after this long.
         client_bound: Duration,
     },
+    /// Each program is run by a workload-specific driver (TLS echo, HTTP under wrk, DNS against
+    /// dnsmasq; see the `tls`, `http` and `dns` submodules). The driver gets the program's
+    /// command (already wrapped in `taskset` when pinning), the implementation's name and the
+    /// workload's `args`; it returns the text holding the `RESULT` lines, and a note to show
+    /// (e.g. a degraded run) if any.
+    #[allow(
+        dead_code,
+        reason = "constructed by the TLS, HTTP and DNS workloads as they land"
+    )]
+    Custom(Driver),
 }
+
+/// A workload-specific driver; see [`Mode::Custom`].
+type Driver = fn(Command, &str, &[String]) -> Result<(String, Option<String>)>;
 
 /// One workload: a Rust binary, its counterparts and the arguments all of them get.
 #[derive(Debug)]
@@ -437,6 +454,9 @@ fn workloads(quick: bool) -> Vec<Workload> {
         loads.push(echo(16, 16_384, 10));
         loads.push(echo_idle(10_000));
     }
+    loads.extend(tls::workloads(quick));
+    loads.extend(http::workloads(quick));
+    loads.extend(dns::workloads(quick));
     loads
 }
 
@@ -772,7 +792,7 @@ fn compare(opts: &CompareOpts) -> Result {
             }
         }
         let client = rust_dir.join(ECHO_CLIENT);
-        if load.mode != Mode::Standalone && !client.is_file() {
+        if matches!(load.mode, Mode::Echo { .. }) && !client.is_file() {
             let note = format!(
                 "{}: the load client {} is missing (`cargo xtask bench build`); skipped",
                 load.label,
@@ -804,8 +824,12 @@ fn compare(opts: &CompareOpts) -> Result {
                         cmd.args(&load.args);
                         run_capture(cmd)
                     }
-                    Mode::Echo { .. } => {
-                        run_echo(cmd, &client, imp, &load.args, &load.mode).map(|(out, note)| {
+                    Mode::Echo { .. } | Mode::Custom(_) => {
+                        let run = match load.mode {
+                            Mode::Custom(driver) => driver(cmd, imp, &load.args),
+                            _ => run_echo(cmd, &client, imp, &load.args, &load.mode),
+                        };
+                        run.map(|(out, note)| {
                             if let Some(n) = note {
                                 let note = format!("{}: {n}", load.label);
                                 eprintln!("warning: {note}");
@@ -1098,7 +1122,10 @@ mod tests {
     #[test]
     fn echo_workloads() {
         let full = workloads(false);
-        let echo: Vec<_> = full.iter().filter(|w| w.mode != Mode::Standalone).collect();
+        let echo: Vec<_> = full
+            .iter()
+            .filter(|w| matches!(w.mode, Mode::Echo { .. }))
+            .collect();
         assert_eq!(echo.len(), 3);
         for w in &echo {
             assert_eq!(w.bin, "echo_server");

@@ -2,4 +2,10 @@
 //! them, and the facade's re-exports.
 
 mod examples;
+#[cfg(feature = "extra")]
+mod examples_dns;
+#[cfg(feature = "extra")]
+mod examples_http;
+#[cfg(feature = "openssl")]
+mod examples_tls;
 mod facade;

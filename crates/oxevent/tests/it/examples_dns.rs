@@ -1,0 +1,1 @@
+//! Smoke tests of the DNS examples (`dns-example`), against dig and our own resolver.

@@ -1,0 +1,1 @@
+//! Smoke tests of the HTTP examples (`http-server`, `http-connect`), against curl.
