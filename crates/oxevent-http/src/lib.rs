@@ -46,4 +46,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod client;
 pub mod proto;
+pub mod server;
+pub mod uri;

@@ -6,11 +6,14 @@
 //! - `proto_encode`: the encoders, header injection above all;
 //! - `proto_model`: properties (incremental equals whole, encode then parse is identity).
 
+mod client;
 mod proto_chunked;
 mod proto_encode;
 mod proto_head;
 mod proto_model;
 mod proto_strict;
+mod server;
+mod uri;
 
 use oxevent_http::proto::{
     BodyDecoder, BodyKind, Decoded, Limits, Method, ParseError, RequestHead, RequestParser,

@@ -1,0 +1,1 @@
+//! The HTTP/1.1 server (libevent's `evhttp`): work in progress, see issue 6.

@@ -1,0 +1,1 @@
+//! The client against Python's http.server and against our server.

@@ -1,0 +1,1 @@
+//! The server against curl, Python's http.client, ab and raw sockets.

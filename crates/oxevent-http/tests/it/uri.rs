@@ -1,0 +1,1 @@
+//! URI parsing, joining and the encoding helpers.
