@@ -6,6 +6,8 @@ mod examples;
 mod examples_dns;
 #[cfg(feature = "extra")]
 mod examples_http;
+#[cfg(feature = "extra")]
+mod examples_http_client;
 #[cfg(feature = "openssl")]
 mod examples_tls;
 mod facade;

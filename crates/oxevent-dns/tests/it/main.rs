@@ -1,0 +1,1 @@
+//! Integration tests of `oxevent-dns`: one binary, one module per topic.

@@ -1,0 +1,1 @@
+//! Integration tests of `oxevent-openssl`: one binary, one module per topic.
