@@ -21,7 +21,7 @@
 pub mod buffer;
 pub mod bufferevent;
 pub mod listener;
-mod slab;
+pub mod slab;
 
 pub use buffer::{
     Buffer, BufferError, BufferPos, BufferSide, CallbackId, CbInfo, EolStyle, FileSegment, Peek,

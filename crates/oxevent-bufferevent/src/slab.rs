@@ -2,12 +2,15 @@
 //! inside the base (through `EventBase::extension`), as the core stores its
 //! events: a handle is an index plus a generation, so a stale handle is a
 //! `NotFound` error, never a use of someone else's object.
+//!
+//! It is public so that the layers above (HTTP connections, DNS requests)
+//! keep their objects the same way instead of each writing its own.
 
 use std::io;
 
 /// A generational key into a [`Slab`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct Key {
+pub struct Key {
     pub(crate) idx: u32,
     pub(crate) generation: u32,
 }
@@ -20,7 +23,7 @@ struct Entry<T> {
 
 /// The slab.
 #[derive(Debug)]
-pub(crate) struct Slab<T> {
+pub struct Slab<T> {
     entries: Vec<Entry<T>>,
     free: Vec<u32>,
     len: usize,
@@ -37,7 +40,7 @@ impl<T> Default for Slab<T> {
 }
 
 /// The error for a handle whose object was freed.
-pub(crate) fn stale(what: &str) -> io::Error {
+pub fn stale(what: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::NotFound,
         format!("stale {what} handle: it was freed"),
@@ -46,7 +49,7 @@ pub(crate) fn stale(what: &str) -> io::Error {
 
 impl<T> Slab<T> {
     /// Stores `value` and returns its key.
-    pub(crate) fn insert(&mut self, value: T) -> Key {
+    pub fn insert(&mut self, value: T) -> Key {
         self.len += 1;
         if let Some(idx) = self.free.pop() {
             let e = &mut self.entries[idx as usize];
@@ -66,7 +69,7 @@ impl<T> Slab<T> {
     }
 
     /// The value behind `key`, if it is still there.
-    pub(crate) fn get(&self, key: Key) -> Option<&T> {
+    pub fn get(&self, key: Key) -> Option<&T> {
         self.entries
             .get(key.idx as usize)
             .filter(|e| e.generation == key.generation)?
@@ -75,7 +78,7 @@ impl<T> Slab<T> {
     }
 
     /// The value behind `key`, mutably.
-    pub(crate) fn get_mut(&mut self, key: Key) -> Option<&mut T> {
+    pub fn get_mut(&mut self, key: Key) -> Option<&mut T> {
         self.entries
             .get_mut(key.idx as usize)
             .filter(|e| e.generation == key.generation)?
@@ -84,7 +87,7 @@ impl<T> Slab<T> {
     }
 
     /// Two distinct values at once (`None` if either is gone or they are the same).
-    pub(crate) fn get2_mut(&mut self, a: Key, b: Key) -> Option<(&mut T, &mut T)> {
+    pub fn get2_mut(&mut self, a: Key, b: Key) -> Option<(&mut T, &mut T)> {
         if a.idx == b.idx || self.get(a).is_none() || self.get(b).is_none() {
             return None;
         }
@@ -100,7 +103,7 @@ impl<T> Slab<T> {
     }
 
     /// Removes and returns the value; the key (and its copies) goes stale.
-    pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
+    pub fn remove(&mut self, key: Key) -> Option<T> {
         let e = self
             .entries
             .get_mut(key.idx as usize)
@@ -110,6 +113,54 @@ impl<T> Slab<T> {
         self.free.push(key.idx);
         self.len -= 1;
         Some(v)
+    }
+
+    /// How many values are stored.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the slab is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every key and value, in index order.
+    pub fn iter(&self) -> impl Iterator<Item = (Key, &T)> + '_ {
+        self.entries.iter().enumerate().filter_map(|(i, e)| {
+            let idx = u32::try_from(i).ok()?;
+            e.value.as_ref().map(|v| {
+                (
+                    Key {
+                        idx,
+                        generation: e.generation,
+                    },
+                    v,
+                )
+            })
+        })
+    }
+
+    /// Every key, in index order (collected, so the slab may be changed while
+    /// walking them).
+    pub fn keys(&self) -> Vec<Key> {
+        self.iter().map(|(k, _)| k).collect()
+    }
+
+    /// Removes and returns every value; every key goes stale.
+    pub fn drain(&mut self) -> Vec<T> {
+        let mut out = Vec::with_capacity(self.len);
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            if let Some(v) = e.value.take() {
+                e.generation = e.generation.wrapping_add(1);
+                if let Ok(idx) = u32::try_from(i) {
+                    self.free.push(idx);
+                }
+                out.push(v);
+            }
+        }
+        self.len = 0;
+        out
     }
 }
 
