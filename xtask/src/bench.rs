@@ -122,6 +122,13 @@ fn c_flags(stem: &str) -> Vec<String> {
         Vec::new()
     } else if stem.ends_with("_libuv") {
         pkg_config("libuv").unwrap_or_else(|| vec!["-luv".into()])
+    } else if stem.starts_with("tls_") && stem.ends_with("_libevent") {
+        // bufferevent_openssl: libevent_openssl, libevent and OpenSSL
+        pkg_config("libevent_openssl openssl").unwrap_or_else(|| {
+            ["-levent_openssl", "-levent", "-lssl", "-lcrypto"]
+                .map(String::from)
+                .to_vec()
+        })
     } else if stem.ends_with("_libev") {
         // Debian's libev-dev ships no .pc file
         vec!["-lev".into()]
@@ -149,9 +156,15 @@ fn mtime(p: &Path) -> Option<SystemTime> {
     fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
-/// Whether `benches/c/<name>` is a benchmark program's source: `bench_*.c` or `echo_*.c`.
+/// Whether `benches/c/<name>` is a benchmark program's source: `bench_*.c`, `echo_*.c` or
+/// `tls_echo_*.c`.
 fn is_c_program(name: &str) -> bool {
-    name.ends_with(".c") && (name.starts_with("bench_") || name.starts_with("echo_"))
+    name.ends_with(".c")
+        && (name.starts_with("bench_")
+            || name.starts_with("echo_")
+            || name.starts_with("tls_echo_")
+            || name.starts_with("dns_bench_")
+            || name.starts_with("http_hello_"))
 }
 
 /// Compiles every `benches/c/bench_*.c` and `echo_*.c` whose binary is missing or older than

@@ -49,8 +49,8 @@ fn main() {
         readers.push(r.into());
         writers.push(wr.into());
     }
-    let writers = Rc::new(writers);
-    let readers = Rc::new(readers);
+    // Each callback owns its read end and shares the next pair's write end.
+    let writers: Vec<Rc<OwnedFd>> = writers.into_iter().map(Rc::new).collect();
     let st = Rc::new(State {
         count: Cell::new(0),
         writes: Cell::new(0),
@@ -62,14 +62,15 @@ fn main() {
     };
 
     let mut events = Vec::with_capacity(n);
-    for idx in 0..n {
-        let (st, writers, readers, rng) =
-            (st.clone(), writers.clone(), readers.clone(), rng.clone());
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&readers[idx]);
+    for (idx, reader) in readers.into_iter().enumerate() {
+        let (st, rng) = (st.clone(), rng.clone());
+        // As bench.c: wrap without a division.
+        let next = writers[if idx + 1 == n { 0 } else { idx + 1 }].clone();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&reader);
         let ev = base
             .event_new(fd, What::READ | What::PERSIST, move |base, ev, _| {
                 let mut ch = [0u8; 1];
-                match fdio::recv(readers[idx].as_fd(), &mut ch) {
+                match fdio::recv(reader.as_fd(), &mut ch) {
                     Ok(k) => st.count.set(st.count.get() + k as u64),
                     Err(_) => st.failures.set(st.failures.get() + 1),
                 }
@@ -78,9 +79,7 @@ fn main() {
                     let _ = base.add(ev, Some(t));
                 }
                 if st.writes.get() > 0 {
-                    // As bench.c: wrap without a division.
-                    let widx = if idx + 1 == writers.len() { 0 } else { idx + 1 };
-                    if !matches!(fdio::send(writers[widx].as_fd(), b"e"), Ok(1)) {
+                    if !matches!(fdio::send(next.as_fd(), b"e"), Ok(1)) {
                         st.failures.set(st.failures.get() + 1);
                     }
                     st.writes.set(st.writes.get() - 1);

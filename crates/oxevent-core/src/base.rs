@@ -123,13 +123,31 @@ pub(crate) struct FdState {
 }
 
 impl FdState {
+    #[inline]
     pub(crate) fn wanted(&self) -> Interest {
-        let mut i = Interest::empty();
-        i.set(Interest::READ, self.nread > 0);
-        i.set(Interest::WRITE, self.nwrite > 0);
-        i.set(Interest::CLOSED, self.nclosed > 0);
-        i.set(Interest::EDGE, self.nedge > 0);
-        i
+        Interest::from_bits_truncate(
+            (u8::from(self.nread > 0) * Interest::READ.bits())
+                | (u8::from(self.nwrite > 0) * Interest::WRITE.bits())
+                | (u8::from(self.nclosed > 0) * Interest::CLOSED.bits())
+                | (u8::from(self.nedge > 0) * Interest::EDGE.bits()),
+        )
+    }
+
+    /// Counts an event watching `what` in (`add`) or out of the union.
+    #[inline]
+    fn count(&mut self, what: What, add: bool) {
+        let f = |n: &mut u32, on: bool| {
+            let k = u32::from(on);
+            *n = if add {
+                n.wrapping_add(k)
+            } else {
+                n.wrapping_sub(k)
+            };
+        };
+        f(&mut self.nread, what.contains(What::READ));
+        f(&mut self.nwrite, what.contains(What::WRITE));
+        f(&mut self.nclosed, what.contains(What::CLOSED));
+        f(&mut self.nedge, what.contains(What::ET));
     }
 }
 
@@ -141,10 +159,64 @@ pub(crate) struct CommonQueue {
     pub(crate) heap_pos: u32,
 }
 
+/// One priority's queue of (slot, activation sequence) entries.
+///
+/// A plain `Vec` read from `head` on: pushing is a `Vec` push and popping a
+/// read and an increment, with none of a ring buffer's wrap-around
+/// arithmetic. The vector is emptied whenever the queue runs dry (every
+/// loop iteration that drains it), and compacted (see
+/// [`compact`](Self::compact)) if it never drains: a callback that keeps
+/// re-activating events, or a loop cut short by a break or the max-dispatch
+/// limits every iteration.
 #[derive(Debug, Default)]
 pub(crate) struct ActiveQueue {
-    pub(crate) queue: std::collections::VecDeque<(u32, u32)>,
+    /// Entries before `head` were popped already.
+    pub(crate) queue: Vec<(u32, u32)>,
+    pub(crate) head: usize,
+    /// Live entries (dead ones are skipped when popped).
     pub(crate) live: u32,
+}
+
+/// Popped entries kept before [`ActiveQueue::push`] compacts the vector.
+const ACTIVE_COMPACT: usize = 1024;
+
+impl ActiveQueue {
+    #[inline]
+    pub(crate) fn push(&mut self, idx: u32, seq: u32) {
+        self.queue.push((idx, seq));
+    }
+
+    /// Drops the popped entries once they are many and at least half of
+    /// the vector. Called wherever entries may pile up without the queue
+    /// draining: each activation from a callback (or a timer, a signal, a
+    /// remote) and the start of each pass over the queue. The I/O dispatch
+    /// between passes adds at most one entry per ready event.
+    #[inline]
+    pub(crate) fn compact(&mut self) {
+        if self.head >= ACTIVE_COMPACT && self.head * 2 >= self.queue.len() {
+            self.queue.drain(..self.head);
+            self.head = 0;
+        }
+    }
+
+    /// The next entry, live or dead.
+    #[inline]
+    pub(crate) fn pop(&mut self) -> Option<(u32, u32)> {
+        let e = *self.queue.get(self.head)?;
+        self.head += 1;
+        Some(e)
+    }
+
+    /// The slot of the entry [`pop`](Self::pop) returns next.
+    #[inline]
+    pub(crate) fn peek_idx(&self) -> Option<u32> {
+        self.queue.get(self.head).map(|e| e.0)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.queue.clear();
+        self.head = 0;
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -233,6 +305,14 @@ pub struct EventBase {
     /// Per slot: the next event of its common-timeout queue.
     pub(crate) cnext: Vec<u32>,
     pub(crate) commons: Vec<CommonQueue>,
+    /// A persistent event whose heap timer was re-armed, while its callback
+    /// runs, only in its slot's `deadline` (or `NIL`): the heap entry keeps
+    /// the old, earlier deadline until [`flush_rearm`](Self::flush_rearm)
+    /// moves it, right after the callback. Most callbacks re-add their event
+    /// with a new timeout, which makes the first move redundant: this saves
+    /// one heap update per event. Nothing reads the heap while a callback
+    /// runs except through `timer_set`/`timer_remove`, which settle it.
+    pub(crate) rearm: u32,
 
     /// Per priority: the queue of (slot, activation sequence) entries and
     /// the number of live ones. Deactivating an event leaves a dead entry
@@ -342,6 +422,7 @@ impl EventBase {
             heap_pos: Vec::new(),
             cnext: Vec::new(),
             commons: Vec::new(),
+            rearm: NIL,
             active: (0..config.priorities)
                 .map(|_| ActiveQueue::default())
                 .collect(),
@@ -696,13 +777,6 @@ impl EventBase {
         self.slots[idx as usize].data.as_mut().expect("live slot")
     }
 
-    pub(crate) fn handle(&self, idx: u32) -> Event {
-        Event {
-            idx,
-            generation: self.slots[idx as usize].generation,
-        }
-    }
-
     /// Whether `ev` refers to a live event (`event_initialized`).
     #[doc(alias = "event_initialized")]
     #[must_use]
@@ -738,25 +812,76 @@ impl EventBase {
                 Kind::Timer => {}
             }
         }
-        if let Some(t) = timeout {
-            let rel = dur_ns(t);
-            let now = self.now_ns();
-            // Re-adding an active timeout-activated event cancels that activation,
-            // as libevent does, so the callback does not run for a stale expiry.
-            let d = self.d(ev.idx);
-            if d.active && d.res.contains(What::TIMEOUT) && !d.what.contains(What::PERSIST) {
-                let rest = d.res.difference(What::TIMEOUT);
-                if rest.is_empty() {
-                    self.deactivate(ev.idx);
-                } else {
-                    self.d(ev.idx).res = rest;
-                }
-            }
-            self.d(ev.idx).timeout = rel.min(NO_TIMEOUT - 1);
-            self.timer_set(ev.idx, now.saturating_add(rel), rel);
+        match timeout {
+            Some(t) => self.add_timeout(ev.idx, dur_ns(t)),
+            None => self.recount(ev.idx),
         }
-        self.recount(ev.idx);
         Ok(())
+    }
+
+    /// The timeout part of [`add`](Self::add): arms the timer `rel`
+    /// nanoseconds from now, in one look-up of the slot for the usual cases
+    /// (a new heap timer, or a heap timer re-armed, as a persistent event's
+    /// callback does on every event).
+    fn add_timeout(&mut self, idx: u32, rel: u64) {
+        let now = self.now_ns();
+        let deadline = now.saturating_add(rel);
+        let common = !self.commons.is_empty() && self.is_common(rel);
+        let Self {
+            slots,
+            heap,
+            heap_pos,
+            commons,
+            counts,
+            rearm,
+            ..
+        } = self;
+        let Some(d) = slots.get_mut(idx as usize).and_then(|s| s.data.as_mut()) else {
+            return;
+        };
+        // Re-adding an active timeout-activated event cancels that activation
+        // (below, on the general path), as libevent does, so the callback
+        // does not run for a stale expiry.
+        let stale = d.active && d.res.contains(What::TIMEOUT) && !d.what.contains(What::PERSIST);
+        if !stale && !common {
+            match d.timer {
+                TimerState::Heap => {
+                    d.timeout = rel.min(NO_TIMEOUT - 1);
+                    d.deadline = deadline;
+                    if *rearm == idx {
+                        *rearm = NIL;
+                    }
+                    let pos = heap_pos[idx as usize];
+                    heap.update(pos, deadline, &mut |k, p| {
+                        Self::set_pos(heap_pos, commons, k, p)
+                    });
+                    // Still armed: the ADDED count is unchanged.
+                    return;
+                }
+                TimerState::None => {
+                    d.timeout = rel.min(NO_TIMEOUT - 1);
+                    d.deadline = deadline;
+                    d.timer = TimerState::Heap;
+                    heap.push(Entry { deadline, key: idx }, &mut |k, p| {
+                        Self::set_pos(heap_pos, commons, k, p)
+                    });
+                    Self::recount_in(d, counts);
+                    return;
+                }
+                TimerState::Common { .. } => {}
+            }
+        }
+        if stale {
+            let rest = d.res.difference(What::TIMEOUT);
+            if rest.is_empty() {
+                self.deactivate(idx);
+            } else {
+                d.res = rest;
+            }
+        }
+        self.d(idx).timeout = rel.min(NO_TIMEOUT - 1);
+        self.timer_set(idx, deadline, rel);
+        self.recount(idx);
     }
 
     /// Makes `ev` non-pending and cancels a queued callback (`event_del`).
@@ -822,45 +947,66 @@ impl EventBase {
 
     pub(crate) fn del_idx(&mut self, idx: u32) {
         let d = self.d(idx);
-        if d.inserted {
-            match d.kind {
+        let (inserted, kind, armed, active) =
+            (d.inserted, d.kind, d.timer != TimerState::None, d.active);
+        if inserted {
+            match kind {
                 Kind::Io => self.io_remove(idx),
                 Kind::Signal => self.signal_remove(idx),
                 Kind::Timer => {}
             }
         }
-        self.timer_remove(idx);
-        if self.d(idx).active {
+        if armed {
+            self.timer_remove(idx);
+        }
+        if active {
             self.deactivate(idx);
         }
-        self.d(idx).ncalls = 0;
-        self.recount(idx);
+        let Self { slots, counts, .. } = self;
+        if let Some(d) = slots.get_mut(idx as usize).and_then(|s| s.data.as_mut()) {
+            d.ncalls = 0;
+            Self::recount_in(d, counts);
+        }
     }
 
     /// Keeps the ADDED count in step with the event's state.
+    #[inline]
     pub(crate) fn recount(&mut self, idx: u32) {
-        let d = self.d(idx);
+        let Self { slots, counts, .. } = self;
+        if let Some(d) = slots.get_mut(idx as usize).and_then(|s| s.data.as_mut()) {
+            Self::recount_in(d, counts);
+        }
+    }
+
+    #[inline]
+    fn recount_in(d: &mut EvData, counts: &mut Counts) {
         let pending = !d.internal && (d.inserted || d.timer != TimerState::None);
         if pending != d.counted {
             d.counted = pending;
             if pending {
-                self.counts.added += 1;
-                self.counts.max_added = self.counts.max_added.max(self.counts.added);
+                counts.added += 1;
+                counts.max_added = counts.max_added.max(counts.added);
             } else {
-                self.counts.added -= 1;
+                counts.added -= 1;
             }
         }
     }
 
     // ----- per-fd map and changelist -----
 
+    #[inline]
     pub(crate) fn fd_state(&mut self, fd: RawFd) -> &mut FdState {
         let i = fd as usize;
         if i >= self.fds.len() {
-            self.fds
-                .resize_with((i + 1).max(self.fds.len() * 2).max(64), FdState::default);
+            self.grow_fds(i);
         }
         &mut self.fds[i]
+    }
+
+    #[cold]
+    fn grow_fds(&mut self, i: usize) {
+        self.fds
+            .resize_with((i + 1).max(self.fds.len() * 2).max(64), FdState::default);
     }
 
     fn io_insert(&mut self, idx: u32) -> io::Result<()> {
@@ -871,8 +1017,7 @@ impl EventBase {
         let edge = what.contains(What::ET);
         let immediate = !self.changelist;
         let st = self.fd_state(fd);
-        let others = st.events.len() as u32;
-        if others > 0 && (st.nedge > 0) != edge {
+        if !st.events.is_empty() && (st.nedge > 0) != edge {
             return Err(invalid(
                 "cannot mix edge-triggered and level-triggered events on one fd",
             ));
@@ -880,22 +1025,14 @@ impl EventBase {
         let before = st.wanted();
         let pos = st.events.len() as u32;
         st.events.push(idx);
-        st.nread += u32::from(what.contains(What::READ));
-        st.nwrite += u32::from(what.contains(What::WRITE));
-        st.nclosed += u32::from(what.contains(What::CLOSED));
-        st.nedge += u32::from(edge);
-        let after = st.wanted();
-        let must_apply_now = immediate || st.fresh || st.registered.is_empty();
-        if before != after || st.fresh {
-            if must_apply_now {
+        st.count(what, true);
+        if before != st.wanted() || st.fresh {
+            if immediate || st.fresh || st.registered.is_empty() {
                 if let Err(e) = self.apply_fd(fd) {
                     // Roll back so the base is as it was.
                     let st = &mut self.fds[fd as usize];
                     st.events.pop();
-                    st.nread -= u32::from(what.contains(What::READ));
-                    st.nwrite -= u32::from(what.contains(What::WRITE));
-                    st.nclosed -= u32::from(what.contains(What::CLOSED));
-                    st.nedge -= u32::from(edge);
+                    st.count(what, false);
                     return Err(e);
                 }
             } else {
@@ -909,25 +1046,20 @@ impl EventBase {
     }
 
     fn io_remove(&mut self, idx: u32) {
-        let (fd, what, pos) = {
-            let d = self.d(idx);
-            (d.fd, d.what, d.list_pos)
-        };
-        let st = &mut self.fds[fd as usize];
-        st.events.swap_remove(pos as usize);
-        let moved = st.events.get(pos as usize).copied();
-        st.nread -= u32::from(what.contains(What::READ));
-        st.nwrite -= u32::from(what.contains(What::WRITE));
-        st.nclosed -= u32::from(what.contains(What::CLOSED));
-        st.nedge -= u32::from(what.contains(What::ET));
-        let changed = st.wanted() != st.registered;
-        if let Some(m) = moved {
-            self.d(m).list_pos = pos;
-        }
         let d = self.d(idx);
+        let (fd, what, pos) = (d.fd, d.what, d.list_pos);
         d.inserted = false;
         d.list_pos = NIL;
-        if changed {
+        let Self { fds, slots, .. } = self;
+        let st = &mut fds[fd as usize];
+        st.events.swap_remove(pos as usize);
+        if let Some(&m) = st.events.get(pos as usize) {
+            if let Some(d) = slots.get_mut(m as usize).and_then(|s| s.data.as_mut()) {
+                d.list_pos = pos;
+            }
+        }
+        st.count(what, false);
+        if st.wanted() != st.registered {
             if self.changelist {
                 self.mark_dirty(fd);
             } else if let Err(e) = self.apply_fd(fd) {
@@ -1079,17 +1211,40 @@ impl EventBase {
         Ok(duration)
     }
 
+    /// Whether `rel` is a registered common-timeout duration.
+    pub(crate) fn is_common(&self, rel: u64) -> bool {
+        self.commons.iter().any(|c| c.duration == rel)
+    }
+
     /// Arms the timer of `idx` at `deadline` (`rel` is the relative timeout
     /// used to choose a common queue).
     pub(crate) fn timer_set(&mut self, idx: u32, deadline: u64, rel: u64) {
-        let common = self.commons.iter().position(|c| c.duration == rel);
-        match (self.d(idx).timer, common) {
+        if self.rearm == idx {
+            self.rearm = NIL;
+        }
+        let common = if self.commons.is_empty() {
+            None
+        } else {
+            self.commons.iter().position(|c| c.duration == rel)
+        };
+        let Self {
+            slots,
+            heap,
+            heap_pos,
+            commons,
+            ..
+        } = self;
+        let Some(d) = slots.get_mut(idx as usize).and_then(|s| s.data.as_mut()) else {
+            return;
+        };
+        match (d.timer, common) {
             (TimerState::Heap, None) => {
-                self.d(idx).deadline = deadline;
-                let pos = self.heap_pos[idx as usize];
-                let (hp, commons) = (&mut self.heap_pos, &mut self.commons);
-                self.heap
-                    .update(pos, deadline, &mut |k, p| Self::set_pos(hp, commons, k, p));
+                // Re-arming a heap timer: move its entry in place.
+                d.deadline = deadline;
+                let pos = heap_pos[idx as usize];
+                heap.update(pos, deadline, &mut |k, p| {
+                    Self::set_pos(heap_pos, commons, k, p)
+                });
                 return;
             }
             (TimerState::None, _) => {}
@@ -1182,6 +1337,9 @@ impl EventBase {
     }
 
     pub(crate) fn timer_remove(&mut self, idx: u32) {
+        if self.rearm == idx {
+            self.rearm = NIL;
+        }
         match self.d(idx).timer {
             TimerState::None => {}
             TimerState::Heap => {
@@ -1212,8 +1370,26 @@ impl EventBase {
         }
     }
 
+    /// Moves the heap entry of a deferred re-arm (see `rearm`) to the
+    /// deadline in its slot.
+    pub(crate) fn flush_rearm(&mut self) {
+        let idx = std::mem::replace(&mut self.rearm, NIL);
+        if idx == NIL {
+            return;
+        }
+        let deadline = match self.slots.get(idx as usize).and_then(|s| s.data.as_ref()) {
+            Some(d) if d.timer == TimerState::Heap => d.deadline,
+            _ => return,
+        };
+        let pos = self.heap_pos[idx as usize];
+        let (hp, commons) = (&mut self.heap_pos, &mut self.commons);
+        self.heap
+            .update(pos, deadline, &mut |k, p| Self::set_pos(hp, commons, k, p));
+    }
+
     /// The time until the next timer, or `None` if there is none.
     pub(crate) fn next_timeout(&mut self) -> Option<Duration> {
+        self.flush_rearm();
         let top = self.heap.peek()?;
         let now = self.now_ns();
         if self.clock.is_manual() {
@@ -1229,6 +1405,7 @@ impl EventBase {
 
     /// Activates every expired timer, in deadline order.
     pub(crate) fn process_timeouts(&mut self) {
+        self.flush_rearm();
         let Some(top) = self.heap.peek() else { return };
         let mut now = self.now_ns();
         if top.deadline > now {
@@ -1296,14 +1473,42 @@ impl EventBase {
     }
 
     pub(crate) fn activate_idx(&mut self, idx: u32, res: What, ncalls: u16) {
-        let d = self.d(idx);
+        let Some(p) = Self::activate_in(&mut self.slots, &mut self.active, idx, res, ncalls) else {
+            return;
+        };
+        self.active[usize::from(p)].compact();
+        self.counts.active += 1;
+        self.counts.max_active = self.counts.max_active.max(self.counts.active);
+        if self.running_priority.is_some_and(|rp| p < rp) {
+            self.continue_req = true;
+        }
+    }
+
+    /// The activation itself, on the fields it needs, so the dispatch path
+    /// can run it while it iterates the per-fd lists. Returns the priority
+    /// the event was queued at, or `None` if it was queued already (its
+    /// result then gains `res`) or is not live. Leaves the counts to the
+    /// caller.
+    #[inline]
+    pub(crate) fn activate_in(
+        slots: &mut [Slot],
+        active: &mut [ActiveQueue],
+        idx: u32,
+        res: What,
+        ncalls: u16,
+    ) -> Option<u16> {
+        let Slot { act_seq, data, .. } = slots.get_mut(idx as usize)?;
+        let d = data.as_mut()?;
         if d.active {
             d.res |= res;
             if res.contains(What::SIGNAL) {
                 d.ncalls = d.ncalls.saturating_add(ncalls);
             }
-            return;
+            return None;
         }
+        // `priority` is always below the number of queues (`priority_set`
+        // checks it and `priority_init` clamps it).
+        let q = active.get_mut(usize::from(d.priority))?;
         d.active = true;
         d.res = res;
         d.ncalls = if res.contains(What::SIGNAL) {
@@ -1311,19 +1516,10 @@ impl EventBase {
         } else {
             1
         };
-        let p = usize::from(d.priority);
-        let s = &mut self.slots[idx as usize];
-        s.act_seq = s.act_seq.wrapping_add(1);
-        let q = &mut self.active[p];
-        q.queue.push_back((idx, s.act_seq));
+        *act_seq = act_seq.wrapping_add(1);
+        q.push(idx, *act_seq);
         q.live += 1;
-        self.counts.active += 1;
-        self.counts.max_active = self.counts.max_active.max(self.counts.active);
-        if let Some(rp) = self.running_priority {
-            if (p as u16) < rp {
-                self.continue_req = true;
-            }
-        }
+        Some(d.priority)
     }
 
     /// Takes `idx` off its active queue; its queue entry goes dead in place.
@@ -1337,24 +1533,6 @@ impl EventBase {
         d.res = What::empty();
         self.active[p].live -= 1;
         self.counts.active -= 1;
-    }
-
-    /// Pops the next live entry of priority `p`, dropping dead ones.
-    pub(crate) fn pop_active(&mut self, p: usize) -> Option<u32> {
-        while let Some((idx, seq)) = self.active[p].queue.pop_front() {
-            // Start loading the next event while this one runs: a burst of
-            // expired timers touches slots all over the slab.
-            if let Some(&(next, _)) = self.active[p].queue.front() {
-                if let Some(s) = self.slots.get(next as usize) {
-                    crate::sys::hint::prefetch(s);
-                }
-            }
-            let s = &self.slots[idx as usize];
-            if s.act_seq == seq && s.data.as_ref().is_some_and(|d| d.active) {
-                return Some(idx);
-            }
-        }
-        None
     }
 
     /// Activates every pending event on `fd` that waits for any of `what`

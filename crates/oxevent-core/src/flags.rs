@@ -30,6 +30,35 @@ impl What {
     pub const fn io(self) -> Self {
         Self(self.0 & (Self::READ.0 | Self::WRITE.0 | Self::CLOSED.0))
     }
+
+    /// The directions a backend reported, as event flags.
+    #[inline]
+    pub(crate) const fn from_ready(r: oxevent_backend::Ready) -> Self {
+        // Indexed by the three `Ready` bits (READ 1, WRITE 2, CLOSED 4).
+        const MAP: [u8; 8] = {
+            let (r, w, c) = (What::READ.0, What::WRITE.0, What::CLOSED.0);
+            [0, r, w, r | w, c, r | c, w | c, r | w | c]
+        };
+        Self(MAP[(r.bits() & 7) as usize])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::What;
+    use oxevent_backend::Ready;
+
+    #[test]
+    fn readiness_maps_to_event_flags() {
+        for bits in 0..8u8 {
+            let r = Ready::from_bits_truncate(bits);
+            let mut want = What::empty();
+            want.set(What::READ, r.contains(Ready::READ));
+            want.set(What::WRITE, r.contains(Ready::WRITE));
+            want.set(What::CLOSED, r.contains(Ready::CLOSED));
+            assert_eq!(What::from_ready(r), want, "{r:?}");
+        }
+    }
 }
 
 oxevent_backend::bitflags_type! {

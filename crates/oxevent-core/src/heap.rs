@@ -110,8 +110,38 @@ impl TimerHeap {
         if Self::less(&self.items[pos], &old) {
             self.sift_up(pos, set_pos);
         } else {
-            self.sift_down(pos, set_pos);
+            self.sift_down_from(pos, set_pos);
         }
+    }
+
+    /// Plain sift-down: move the item at `i` down while a child is smaller.
+    /// For [`update`](Self::update) to a later deadline, where the item
+    /// often stays put or moves a level or two (Floyd's variant would walk
+    /// to a leaf and back).
+    fn sift_down_from(&mut self, mut i: usize, set_pos: &mut impl FnMut(u32, u32)) {
+        let n = self.items.len();
+        let item = self.items[i];
+        loop {
+            let first = i * ARITY + 1;
+            if first >= n {
+                break;
+            }
+            let end = (first + ARITY).min(n);
+            let mut best = first;
+            for c in first + 1..end {
+                if Self::less(&self.items[c], &self.items[best]) {
+                    best = c;
+                }
+            }
+            if !Self::less(&self.items[best], &item) {
+                break;
+            }
+            self.items[i] = self.items[best];
+            set_pos(self.items[i].key, i as u32);
+            i = best;
+        }
+        self.items[i] = item;
+        set_pos(item.key, i as u32);
     }
 
     fn sift_up(&mut self, mut i: usize, set_pos: &mut impl FnMut(u32, u32)) {
@@ -189,6 +219,12 @@ mod tests {
             let e = self.heap.remove(p, &mut |k, p| pos[k as usize] = p);
             assert_eq!(e.key, key);
         }
+        fn update(&mut self, key: u32, deadline: u64) {
+            let p = self.pos[key as usize];
+            let pos = &mut self.pos;
+            self.heap
+                .update(p, deadline, &mut |k, p| pos[k as usize] = p);
+        }
         fn pop(&mut self) -> Option<Entry> {
             let pos = &mut self.pos;
             self.heap.pop(&mut |k, p| pos[k as usize] = p)
@@ -233,7 +269,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
         #[test]
-        fn heap_matches_a_sorted_model(ops in proptest::collection::vec((0u8..4, 0u32..64, 0u64..100), 1..300)) {
+        fn heap_matches_a_sorted_model(ops in proptest::collection::vec((0u8..5, 0u32..64, 0u64..100), 1..300)) {
             let mut h = Checked::new(64);
             let mut model: std::collections::BTreeMap<u32, (u64, u64)> = Default::default();
             let mut seq = 0u64;
@@ -247,6 +283,14 @@ mod tests {
                     }
                     2 => {
                         if model.remove(&key).is_some() { h.remove(key); }
+                    }
+                    3 => {
+                        // Re-arm in place (a later or an earlier deadline).
+                        if let Some(v) = model.get_mut(&key) {
+                            seq += 1;
+                            h.update(key, deadline);
+                            *v = (deadline, seq);
+                        }
                     }
                     _ => {
                         let want = model.iter().min_by_key(|(_, v)| **v).map(|(k, v)| (*k, v.0));

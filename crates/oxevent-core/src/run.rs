@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::ops::ControlFlow;
 use std::time::Duration;
 
-use crate::base::{EventBase, EventInfo, Kind, TimerState};
+use crate::base::{Event, EventBase, EventInfo, Kind, NIL, NO_TIMEOUT, TimerState};
 use crate::flags::{LoopFlags, What};
 use crate::watch::WatchInfo;
 
@@ -99,22 +99,15 @@ impl EventBase {
             }
             self.flush_changes();
             self.ready.clear();
-            let mut ready = std::mem::take(&mut self.ready);
-            let r = self.backend.wait(timeout, &mut ready);
+            let r = self.backend.wait(timeout, &mut self.ready);
             self.cache_valid = false;
             self.update_time();
-            if let Err(e) = r {
-                self.ready = ready;
-                return Err(e);
-            }
+            r?;
             if self.watchers.has_check() {
                 self.run_watchers(false, WatchInfo { timeout });
             }
-            let woken = ready.woken();
-            for (fd, r) in ready.drain() {
-                self.dispatch_ready(fd, r);
-            }
-            self.ready = ready;
+            let woken = self.ready.woken();
+            self.dispatch_ready();
             if woken || self.remote_pending() {
                 self.process_remote();
             }
@@ -133,22 +126,39 @@ impl EventBase {
         }
     }
 
-    fn dispatch_ready(&mut self, fd: oxevent_backend::RawFd, r: oxevent_backend::Ready) {
-        let Some(st) = self.fds.get(fd as usize) else {
-            return;
-        };
-        let mut res = What::empty();
-        res.set(What::READ, r.contains(oxevent_backend::Ready::READ));
-        res.set(What::WRITE, r.contains(oxevent_backend::Ready::WRITE));
-        res.set(What::CLOSED, r.contains(oxevent_backend::Ready::CLOSED));
-        let n = st.events.len();
-        for i in 0..n {
-            let idx = self.fds[fd as usize].events[i];
-            let hit = self.d(idx).what & res;
-            if !hit.is_empty() {
-                self.activate_idx(idx, hit, 1);
+    /// Queues the callbacks of the events waiting on what the backend
+    /// reported. This and [`process_queue`](Self::process_queue) are the
+    /// per-event path: each works on the base's fields directly, so the
+    /// per-fd list is walked in place and a slot is looked up once.
+    fn dispatch_ready(&mut self) {
+        let Self {
+            ready,
+            fds,
+            slots,
+            active,
+            counts,
+            ..
+        } = self;
+        for &(fd, r) in ready.events() {
+            let Some(st) = fds.get(fd as usize) else {
+                continue;
+            };
+            let res = What::from_ready(r);
+            for &idx in &st.events {
+                let hit = match slots.get(idx as usize).and_then(|s| s.data.as_ref()) {
+                    Some(d) => d.what & res,
+                    None => continue,
+                };
+                if !hit.is_empty() && Self::activate_in(slots, active, idx, hit, 1).is_some() {
+                    counts.active += 1;
+                }
             }
         }
+        // Activation only adds here, so the high-water mark is now.
+        counts.max_active = counts.max_active.max(counts.active);
+        // A callback that drops its own fd can leave a report of it in the
+        // list: nothing else may read the list later.
+        ready.clear();
     }
 
     /// Runs the active callbacks of the highest-priority non-empty queue
@@ -158,7 +168,7 @@ impl EventBase {
         for p in 0..self.active.len() {
             if self.active[p].live == 0 {
                 // Only dead entries (if any): drop them.
-                self.active[p].queue.clear();
+                self.active[p].clear();
                 continue;
             }
             let limited = p as u16 >= self.max_dispatch.min_priority
@@ -180,17 +190,80 @@ impl EventBase {
         let mut ran = 0u32;
         let start = if limited { self.clock.precise_ns() } else { 0 };
         self.continue_req = false;
-        while let Some(idx) = self.pop_active(p) {
-            // Off the active queue, keeping the result for the callback.
-            let d = self.d(idx);
-            d.active = false;
-            let (internal, prio) = (d.internal, usize::from(d.priority));
-            self.active[prio].live -= 1;
-            self.counts.active -= 1;
-            if !internal {
-                real += 1;
+        if let Some(q) = self.active.get_mut(p) {
+            q.compact();
+        }
+        while let Some(q) = self.active.get_mut(p) {
+            let Some((idx, seq)) = q.pop() else {
+                q.clear();
+                break;
+            };
+            // Start loading the next event while this one runs: a burst of
+            // expired timers touches slots all over the slab.
+            if let Some(next) = q.peek_idx() {
+                crate::sys::hint::prefetch(self.slots.as_ptr().wrapping_add(next as usize));
             }
-            self.process_one(idx);
+            // Off the active queue, keeping the result for the callback; a
+            // dead entry (deactivated, or re-activated since) is skipped.
+            let Some(s) = self.slots.get_mut(idx as usize) else {
+                continue;
+            };
+            if s.act_seq != seq {
+                continue;
+            }
+            let generation = s.generation;
+            let Some(d) = s.data.as_mut() else {
+                continue;
+            };
+            if !d.active {
+                continue;
+            }
+            d.active = false;
+            q.live -= 1;
+            self.counts.active -= 1;
+            real += usize::from(!d.internal);
+            let res = std::mem::replace(&mut d.res, What::empty());
+            let ev = Event { idx, generation };
+            // The common case, a persistent I/O or user event, needs no
+            // bookkeeping before its callback but the re-arming of its
+            // timeout, if it has one.
+            let fast = d.what.contains(What::PERSIST) && d.kind != Kind::Signal && !d.once;
+            let timeout = d.timeout;
+            let cb = if fast {
+                if timeout != NO_TIMEOUT {
+                    self.persist_rearm(idx, res, timeout);
+                    self.d(idx).cb.take()
+                } else {
+                    d.cb.take()
+                }
+            } else {
+                None
+            };
+            match cb {
+                Some(mut cb) => {
+                    self.running_event = Some(ev);
+                    cb(self, ev, res);
+                    self.running_event = None;
+                    if self.rearm != NIL {
+                        self.flush_rearm();
+                    }
+                    // Put the closure back unless the event was freed (or
+                    // given a new callback) meanwhile; not a `once` event.
+                    if let Some(s) = self.slots.get_mut(idx as usize) {
+                        if s.generation == generation {
+                            if let Some(d) = s.data.as_mut() {
+                                if d.cb.is_none() {
+                                    d.cb = Some(cb);
+                                }
+                            }
+                        }
+                    }
+                    if self.no_cache_time {
+                        self.cache_valid = false;
+                    }
+                }
+                None => self.process_one(ev, res),
+            }
             ran += 1;
             if self.got_break || self.continue_req {
                 break;
@@ -209,38 +282,20 @@ impl EventBase {
         real
     }
 
-    fn process_one(&mut self, idx: u32) {
-        let ev = self.handle(idx);
-        let (what, res, kind, timeout, deadline, ncalls) = {
-            let d = self.d(idx);
-            let r = (d.what, d.res, d.kind, d.timeout, d.deadline, d.ncalls);
-            d.res = What::empty();
-            r
-        };
+    /// Runs the callback of `ev`, just taken off its active queue with
+    /// `res` as its result: the general case.
+    #[inline(never)]
+    fn process_one(&mut self, ev: Event, res: What) {
+        let idx = ev.idx;
+        let d = self.d(idx);
+        let (what, kind, timeout, ncalls) = (d.what, d.kind, d.timeout, d.ncalls);
         if what.contains(What::PERSIST) {
-            if timeout != crate::base::NO_TIMEOUT {
-                let rel = timeout;
-                // libevent's event_persist_closure: re-arm relative to the old
-                // deadline when the timeout fired, else to now; never in the past.
-                let now = self.now_ns();
-                let from = if res.contains(What::TIMEOUT) {
-                    deadline
-                } else {
-                    now
-                };
-                let mut at = from.saturating_add(rel);
-                if at < now {
-                    at = now.saturating_add(rel);
-                }
-                self.timer_set(idx, at, rel);
-                self.recount(idx);
+            if timeout != NO_TIMEOUT {
+                self.persist_rearm(idx, res, timeout);
             }
-        } else {
-            let d = self.d(idx);
+        } else if d.inserted || d.timer != TimerState::None {
             // A timer that expired is already off every list: skip the work.
-            if d.inserted || d.timer != TimerState::None {
-                self.del_idx(idx);
-            }
+            self.del_idx(idx);
         }
         let Some(mut cb) = self.d(idx).cb.take() else {
             return;
@@ -266,10 +321,22 @@ impl EventBase {
             cb(self, ev, res);
         }
         self.running_event = None;
+        if self.rearm != NIL {
+            self.flush_rearm();
+        }
         if let Ok(d) = self.data_mut(ev) {
             if d.kind == Kind::Signal {
                 d.ncalls = 0;
             }
+        }
+        self.callback_done(ev, cb);
+    }
+
+    /// After a callback: puts its closure back unless the event was freed
+    /// (or given a new callback) meanwhile, and frees a `once` event.
+    #[inline]
+    fn callback_done(&mut self, ev: Event, cb: crate::base::Callback) {
+        if let Ok(d) = self.data_mut(ev) {
             if d.cb.is_none() {
                 d.cb = Some(cb);
             }
@@ -280,6 +347,35 @@ impl EventBase {
         if self.no_cache_time {
             self.cache_valid = false;
         }
+    }
+
+    /// libevent's `event_persist_closure`: re-arms the timeout of a
+    /// persistent event about to run, relative to its old deadline when the
+    /// timeout fired, else to now, never in the past.
+    #[inline]
+    fn persist_rearm(&mut self, idx: u32, res: What, rel: u64) {
+        let now = self.now_ns();
+        let defer = self.rearm == NIL && !self.is_common(rel);
+        let d = self.d(idx);
+        let from = if res.contains(What::TIMEOUT) {
+            d.deadline
+        } else {
+            now
+        };
+        let mut at = from.saturating_add(rel);
+        if at < now {
+            at = now.saturating_add(rel);
+        }
+        if defer && d.timer == TimerState::Heap {
+            // Only the slot moves now; the heap entry follows after the
+            // callback, unless the callback re-arms or deletes the event
+            // first (see `EventBase::rearm`).
+            d.deadline = at;
+            self.rearm = idx;
+            return;
+        }
+        self.timer_set(idx, at, rel);
+        self.recount(idx);
     }
 
     /// Exits the loop after `after` (or once the current callbacks finish if
@@ -345,7 +441,7 @@ impl EventBase {
             if d.internal || !(d.inserted || d.active || d.timer != TimerState::None) {
                 continue;
             }
-            let ev = crate::base::Event {
+            let ev = Event {
                 idx: i as u32,
                 generation: s.generation,
             };
@@ -402,5 +498,193 @@ impl EventBase {
             }
         });
         r
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    //! The dispatch path's own semantics: the deferred re-arm of persistent
+    //! timeouts and the active queues (the rest is in `tests/it`).
+
+    use std::cell::{Cell, RefCell};
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use oxevent_test_support::Watchdog;
+
+    use crate::{Clock, Config, EventBase, LoopFlags, What};
+
+    fn log<T>() -> Rc<RefCell<Vec<T>>> {
+        Rc::new(RefCell::new(Vec::new()))
+    }
+
+    /// A persistent I/O event with a timeout: its timeout is re-armed before its
+    /// callback runs (libevent's `event_persist_closure`), so the callback sees
+    /// the new deadline, and if the callback leaves it alone the timer fires
+    /// there, not at the old deadline.
+    #[test]
+    fn persistent_io_rearms_its_timeout_before_the_callback() {
+        let (clock, hand) = Clock::manual();
+        let mut base = EventBase::with_config(&Config::new().clock(clock)).unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
+        let seen = log::<(What, Option<std::time::Instant>, std::time::Instant)>();
+        let s = seen.clone();
+        let ev = base
+            .event_new(
+                b.as_raw_fd(),
+                What::READ | What::PERSIST,
+                move |base, ev, w| {
+                    if w.contains(What::READ) {
+                        let mut buf = [0u8; 16];
+                        let _ = (&b).read(&mut buf);
+                    }
+                    let (_, deadline) = base.pending(ev, What::TIMEOUT).unwrap();
+                    let now = base.now();
+                    s.borrow_mut().push((w, deadline, now));
+                },
+            )
+            .unwrap();
+        base.add(ev, Some(Duration::from_millis(100))).unwrap();
+        let start = base.now();
+        // At 60 ms the fd becomes readable: the timeout moves to 160 ms.
+        hand.advance(Duration::from_millis(60));
+        (&a).write_all(b"x").unwrap();
+        let _w = Watchdog::new("persist rearm", Duration::from_secs(10));
+        while seen.borrow().is_empty() {
+            base.run(LoopFlags::ONCE).unwrap();
+        }
+        {
+            let v = seen.borrow();
+            assert_eq!(v[0].0, What::READ);
+            assert_eq!(v[0].1, Some(v[0].2 + Duration::from_millis(100)));
+        }
+        // Nothing at the old deadline (100 ms)...
+        hand.advance(Duration::from_millis(50));
+        base.run(LoopFlags::NONBLOCK).unwrap();
+        assert_eq!(seen.borrow().len(), 1, "fired at the old deadline");
+        // ...and the timeout at the new one (160 ms).
+        hand.advance(Duration::from_millis(50));
+        base.run(LoopFlags::NONBLOCK).unwrap();
+        let v = seen.borrow();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1].0, What::TIMEOUT);
+        assert_eq!(v[1].2 - start, Duration::from_millis(160));
+        assert_eq!(v[1].1, Some(v[1].2 + Duration::from_millis(100)));
+    }
+
+    /// Timers of other events stay in deadline order while a persistent event's
+    /// re-armed timeout is pending, whatever its callback does with it: leave it
+    /// (it moves later), re-add with a new timeout, delete, or free the event.
+    #[test]
+    fn rearming_from_a_callback_keeps_timers_ordered() {
+        for action in 0..4u8 {
+            let (clock, hand) = Clock::manual();
+            let mut base = EventBase::with_config(&Config::new().clock(clock)).unwrap();
+            let fired = log::<&'static str>();
+            let (a, b) = UnixStream::pair().unwrap();
+            let f = fired.clone();
+            let ev = base
+                .event_new(
+                    b.as_raw_fd(),
+                    What::READ | What::PERSIST,
+                    move |base, ev, w| {
+                        if w.contains(What::TIMEOUT) {
+                            f.borrow_mut().push("io-timeout");
+                            return;
+                        }
+                        let mut buf = [0u8; 16];
+                        let _ = (&b).read(&mut buf);
+                        f.borrow_mut().push("io");
+                        match action {
+                            0 => {}
+                            1 => base.add(ev, Some(Duration::from_millis(25))).unwrap(),
+                            2 => base.del(ev).unwrap(),
+                            _ => base.free(ev).unwrap(),
+                        }
+                    },
+                )
+                .unwrap();
+            base.add(ev, Some(Duration::from_millis(10))).unwrap();
+            for (ms, name) in [(15u64, "t15"), (30, "t30")] {
+                let f = fired.clone();
+                base.once(
+                    -1,
+                    What::TIMEOUT,
+                    Some(Duration::from_millis(ms)),
+                    move |_, _| {
+                        f.borrow_mut().push(name);
+                    },
+                )
+                .unwrap();
+            }
+            // The read comes at 5 ms: the timeout moves from 10 to 15 ms.
+            hand.advance(Duration::from_millis(5));
+            (&a).write_all(b"x").unwrap();
+            let _w = Watchdog::new("rearm order", Duration::from_secs(10));
+            while fired.borrow().is_empty() {
+                base.run(LoopFlags::ONCE).unwrap();
+            }
+            for _ in 0..40 {
+                hand.advance(Duration::from_millis(1));
+                base.run(LoopFlags::NONBLOCK).unwrap();
+            }
+            // Equal deadlines fire in the order their timers were armed.
+            let want: &[&str] = match action {
+                // Re-armed to 15 ms by the read, then every 10 ms from there.
+                0 => &[
+                    "io",
+                    "t15",
+                    "io-timeout",
+                    "io-timeout",
+                    "t30",
+                    "io-timeout",
+                    "io-timeout",
+                ],
+                // Re-added for 25 ms at 5 ms: 30 ms, after the one-shot for 30.
+                1 => &["io", "t15", "t30", "io-timeout"],
+                _ => &["io", "t15", "t30"],
+            };
+            assert_eq!(*fired.borrow(), want, "action {action}");
+            if action < 3 {
+                base.free(ev).unwrap();
+            }
+        }
+    }
+
+    /// A callback that keeps activating events of its own priority runs them in
+    /// the same pass, in order, however many there are.
+    #[test]
+    fn self_reactivation_runs_every_time_in_order() {
+        let mut base = EventBase::new().unwrap();
+        let n = Rc::new(Cell::new(0u32));
+        let order = log::<u8>();
+        let (n2, o2) = (n.clone(), order.clone());
+        let other = base.user_new(move |_, _, _| o2.borrow_mut().push(1));
+        let o3 = order.clone();
+        let me = base.user_new(move |base, ev, _| {
+            n2.set(n2.get() + 1);
+            o3.borrow_mut().push(0);
+            if n2.get() < 5000 {
+                base.activate(ev, What::READ, 1).unwrap();
+                if n2.get() % 1000 == 0 {
+                    base.activate(other, What::READ, 1).unwrap();
+                }
+            }
+        });
+        base.activate(me, What::READ, 1).unwrap();
+        base.run(LoopFlags::NONBLOCK).unwrap();
+        assert_eq!(n.get(), 5000);
+        let o = order.borrow();
+        assert_eq!(o.len(), 5004);
+        // `other` runs right after the activation of `me` queued beside it.
+        for k in 1..=4usize {
+            let at = k * 1000 + k;
+            assert_eq!(o[at], 1, "at {at}");
+        }
+        base.free(me).unwrap();
+        base.free(other).unwrap();
     }
 }

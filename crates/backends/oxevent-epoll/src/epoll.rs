@@ -30,7 +30,8 @@ const MAX_TIMEOUT_MS: u128 = 35 * 60 * 1000;
 /// fd in the low 32 bits and the interest (at most 4 bits) above it, so the
 /// top byte of an fd entry is always zero and cannot collide.
 const WAKER_DATA: u64 = u64::MAX;
-/// The epoll data of the precise-timer timerfd.
+/// The epoll data of the precise-timer timerfd (the smaller of the two
+/// special values: `wait` relies on it).
 const TIMER_DATA: u64 = u64::MAX - 1;
 
 /// Packs an fd and its interest into the epoll data word, so `wait` can
@@ -73,23 +74,39 @@ fn allowed(interest: Interest) -> Ready {
     r
 }
 
+/// [`Ready`] bits for the low five epoll bits (`EPOLLIN`, `EPOLLPRI`,
+/// `EPOLLOUT`, `EPOLLERR`, `EPOLLHUP`): an error or hang-up is everything.
+const LOW_READY: [u8; 32] = {
+    let mut t = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        let ev = i as libc::c_int;
+        t[i] = if ev & (libc::EPOLLERR | libc::EPOLLHUP) != 0 {
+            Ready::READ.bits() | Ready::WRITE.bits() | Ready::CLOSED.bits()
+        } else {
+            let mut r = 0;
+            if ev & libc::EPOLLIN != 0 {
+                r |= Ready::READ.bits();
+            }
+            if ev & libc::EPOLLOUT != 0 {
+                r |= Ready::WRITE.bits();
+            }
+            r
+        };
+        i += 1;
+    }
+    t
+};
+
 /// Translates epoll's report into [`Ready`], restricted to `interest`.
+#[inline]
 fn ready_from(events: u32, interest: Interest) -> Ready {
-    let ev = events as libc::c_int;
-    let mut r = Ready::empty();
-    if ev & (libc::EPOLLERR | libc::EPOLLHUP) != 0 {
-        r = Ready::READ | Ready::WRITE | Ready::CLOSED;
+    let mut r = LOW_READY[(events & 0x1f) as usize];
+    if events & libc::EPOLLRDHUP as u32 != 0 {
+        r |= Ready::CLOSED.bits();
     }
-    if ev & libc::EPOLLIN != 0 {
-        r |= Ready::READ;
-    }
-    if ev & libc::EPOLLOUT != 0 {
-        r |= Ready::WRITE;
-    }
-    if ev & libc::EPOLLRDHUP != 0 {
-        r |= Ready::CLOSED;
-    }
-    r & allowed(interest)
+    // `Interest` and `Ready` share the READ, WRITE and CLOSED bits.
+    Ready::from_bits_truncate(r) & allowed(interest)
 }
 
 /// Rounds a timeout up to whole milliseconds (never wake early) and caps it.
@@ -376,18 +393,15 @@ impl Backend for Epoll {
         };
         for ev in &self.events[..n] {
             let (bits, data) = sys::event_parts(ev);
-            match data {
-                WAKER_DATA => {
-                    if let Some(w) = &self.waker {
-                        w.drain();
-                    }
-                    ready.set_woken();
+            // One comparison tells the two special entries from fd entries.
+            if data < TIMER_DATA {
+                let (fd, interest) = decode(data);
+                ready.push(fd, ready_from(bits, interest));
+            } else if data == WAKER_DATA {
+                if let Some(w) = &self.waker {
+                    w.drain();
                 }
-                TIMER_DATA => {}
-                _ => {
-                    let (fd, interest) = decode(data);
-                    ready.push(fd, ready_from(bits, interest));
-                }
+                ready.set_woken();
             }
         }
         if n == self.events.len() && n < MAX_EVENTS {

@@ -60,7 +60,7 @@ use oxevent_core::{Event, EventBase, Remote, Watcher, What};
 use crate::buffer::Buffer;
 use crate::slab::{Key, Slab, stale};
 
-pub use filter::{FilterFn, FilterResult};
+pub use filter::{Filter, FilterCtx, FilterFn, FilterResult};
 pub use rate::RateGroup;
 pub use resolve::{BlockingResolver, Family, Resolve, ResolveDone};
 
@@ -579,10 +579,13 @@ impl BufferEvent {
     /// `NotFound` for a freed bufferevent.
     #[doc(alias = "bufferevent_getfd")]
     pub fn fd(self, base: &mut EventBase) -> io::Result<Option<RawFd>> {
-        Ok(match &self.data(base)?.kind {
-            Kind::Socket(s) => s.fd.as_ref().map(AsRawFd::as_raw_fd),
-            _ => None,
-        })
+        let under = match &self.data(base)?.kind {
+            Kind::Socket(s) => return Ok(s.fd.as_ref().map(AsRawFd::as_raw_fd)),
+            // A filter in socket mode (TLS) shows its socket's fd.
+            Kind::Filter(f) if f.socket_mode => BufferEvent { key: f.under },
+            _ => return Ok(None),
+        };
+        under.fd(base)
     }
 
     /// Sets the priority of the bufferevent's events (`bufferevent_priority_set`).
@@ -745,12 +748,16 @@ impl BufferEvent {
     pub(crate) fn sync(self, base: &mut EventBase) -> io::Result<()> {
         let kind = match &self.data(base)?.kind {
             Kind::Socket(_) => 0,
-            _ => 1,
+            Kind::Filter(_) => 2,
+            Kind::Pair(_) => 1,
         };
-        if kind == 0 {
-            socket::sync(base, self.key)
-        } else {
-            self.touch(base)
+        match kind {
+            0 => socket::sync(base, self.key),
+            2 => {
+                filter::sync(base, self.key)?;
+                self.touch(base)
+            }
+            _ => self.touch(base),
         }
     }
 }

@@ -1,11 +1,14 @@
 //! Socket bufferevents: an fd, a persistent read event and a write event
 //! armed only while output is pending; non-blocking connect, and
-//! `connect_hostname` trying every resolved address in turn.
+//! `connect_hostname` racing the resolved addresses per RFC 8305 (Happy
+//! Eyeballs): families interleaved, a new attempt every 250 ms (or at once
+//! when one fails) while the earlier ones go on, the first to connect wins.
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Duration;
 
 use oxevent_core::{Event, EventBase, What, util};
 use socket2::{Domain, SockRef, Socket, Type};
@@ -36,7 +39,23 @@ pub(crate) struct SocketState {
     /// Addresses still to try for `connect_hostname`.
     pending_addrs: VecDeque<SocketAddr>,
     dns_error: Option<String>,
+    /// Happy Eyeballs: connection attempts racing beside the main one.
+    racers: Vec<Racer>,
+    /// Starts the next racing attempt after the connection attempt delay.
+    race_timer: Option<Event>,
+    next_racer: u64,
 }
+
+/// A connection attempt racing beside the bufferevent's own socket.
+struct Racer {
+    id: u64,
+    sock: Socket,
+    ev: Event,
+}
+
+/// RFC 8305's Connection Attempt Delay: the wait before starting the next
+/// address while the earlier attempts go on.
+pub(crate) const CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
 
 impl Drop for SocketState {
     fn drop(&mut self) {
@@ -50,11 +69,18 @@ impl Drop for SocketState {
 
 impl SocketState {
     pub(crate) fn release(mut self, base: &mut EventBase, options: BevOptions) {
-        for ev in [self.read_ev.take(), self.write_ev.take()]
-            .into_iter()
-            .flatten()
+        for ev in [
+            self.read_ev.take(),
+            self.write_ev.take(),
+            self.race_timer.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             let _ = base.free(ev);
+        }
+        for r in self.racers.drain(..) {
+            let _ = base.free(r.ev);
         }
         if let Some(fd) = self.fd.take() {
             if options.contains(BevOptions::CLOSE_ON_FREE) {
@@ -228,10 +254,15 @@ impl BufferEvent {
         Ok(bev)
     }
 
-    /// Resolves `host` with `resolver` and connects to the addresses in
-    /// turn until one accepts (`bufferevent_socket_connect_hostname`;
-    /// libevent stops at the first). A failed lookup reaches the event
-    /// callback as `ERROR` with [`dns_error`](Self::dns_error) set.
+    /// Resolves `host` with `resolver` and connects to the addresses
+    /// (`bufferevent_socket_connect_hostname`; libevent stops at the
+    /// first): IPv6 and IPv4 are interleaved and raced per RFC 8305 (Happy
+    /// Eyeballs): while an attempt is pending, the next address is tried
+    /// after 250 ms (at once when an attempt fails),
+    /// and the first to connect wins; the others are closed. A failed
+    /// lookup reaches the event callback as `ERROR` with
+    /// [`dns_error`](Self::dns_error) set; when every address fails, the
+    /// last error is reported.
     ///
     /// # Errors
     ///
@@ -257,9 +288,10 @@ impl BufferEvent {
                 let s = state(d);
                 match result {
                     Ok(addrs) if !addrs.is_empty() => {
-                        s.pending_addrs = addrs.into();
+                        s.pending_addrs = interleave(addrs);
                         s.dns_error = None;
                         try_next(base, key, None);
+                        arm_race(base, key);
                     }
                     Ok(_) => dns_failed(base, key, "no addresses found".into()),
                     Err(e) => dns_failed(base, key, e.to_string()),
@@ -306,6 +338,13 @@ fn dns_failed(base: &mut EventBase, key: Key, msg: String) {
 fn try_next(base: &mut EventBase, key: Key, last_error: Option<i32>) {
     let Ok(s) = state_of(base, key) else { return };
     let Some(addr) = s.pending_addrs.pop_front() else {
+        if !s.racers.is_empty() {
+            // Attempts are still racing: one of them takes over.
+            let r = s.racers.remove(0);
+            promote(base, key, r, false);
+            return;
+        }
+        end_race(base, key);
         eventcb(base, key, BevEvent::new(BevFlags::ERROR, last_error));
         return;
     };
@@ -504,16 +543,27 @@ fn finish_connect(base: &mut EventBase, key: Key) {
     s.connecting = false;
     match err {
         Some(e) => {
-            if s.pending_addrs.is_empty() {
+            let racer = (!s.racers.is_empty()).then(|| s.racers.remove(0));
+            let none_left = s.pending_addrs.is_empty();
+            if let Some(r) = racer {
+                // A racing attempt takes over as the main one, and the
+                // next address starts at once.
+                promote(base, key, r, false);
+                start_racer(base, key);
+            } else if none_left {
                 d.read_suspend &= !suspend::CONNECTING;
                 let _ = sync(base, key);
+                end_race(base, key);
                 eventcb(base, key, BevEvent::new(BevFlags::ERROR, e.raw_os_error()));
             } else {
                 try_next(base, key, e.raw_os_error());
+                arm_race(base, key);
             }
         }
         None => {
             s.pending_addrs.clear();
+            end_race(base, key);
+            let Ok(d) = data(base, key) else { return };
             d.read_suspend &= !suspend::CONNECTING;
             let _ = sync(base, key);
             eventcb(base, key, BevEvent::new(BevFlags::CONNECTED, None));
@@ -585,6 +635,138 @@ pub(crate) fn flush(base: &mut EventBase, key: Key) {
     flush_write(base, key);
 }
 
+/// Orders addresses per RFC 8305 section 4: the families alternate,
+/// starting with the family of the first address; within a family the
+/// order given is kept.
+fn interleave(addrs: Vec<SocketAddr>) -> VecDeque<SocketAddr> {
+    let first_v6 = addrs.first().is_some_and(SocketAddr::is_ipv6);
+    let (mut a, mut b): (VecDeque<SocketAddr>, VecDeque<SocketAddr>) =
+        addrs.into_iter().partition(|x| x.is_ipv6() == first_v6);
+    let mut out = VecDeque::with_capacity(a.len() + b.len());
+    loop {
+        match (a.pop_front(), b.pop_front()) {
+            (None, None) => return out,
+            (x, y) => out.extend(x.into_iter().chain(y)),
+        }
+    }
+}
+
+/// Arms the race timer while addresses are left and the main attempt is
+/// still connecting.
+fn arm_race(base: &mut EventBase, key: Key) {
+    let Ok(s) = state_of(base, key) else { return };
+    if s.pending_addrs.is_empty() || !s.connecting {
+        return;
+    }
+    let timer = match s.race_timer {
+        Some(t) => t,
+        None => {
+            let t = base.timer_new(move |base, _, _| {
+                start_racer(base, key);
+                arm_race(base, key);
+            });
+            match state_of(base, key) {
+                Ok(s) => s.race_timer = Some(t),
+                Err(_) => {
+                    let _ = base.free(t);
+                    return;
+                }
+            }
+            t
+        }
+    };
+    let _ = base.add(timer, Some(CONNECTION_ATTEMPT_DELAY));
+}
+
+/// Starts one racing attempt on the next pending address (skipping the
+/// ones that fail at once).
+fn start_racer(base: &mut EventBase, key: Key) {
+    loop {
+        let Ok(s) = state_of(base, key) else { return };
+        let Some(addr) = s.pending_addrs.pop_front() else {
+            return;
+        };
+        let id = s.next_racer;
+        s.next_racer += 1;
+        let Ok(sock) = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking().cloexec(),
+            None,
+        ) else {
+            continue;
+        };
+        match sock.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(_) => continue,
+        }
+        let Ok(ev) = base.event_new(sock.as_raw_fd(), What::WRITE, move |base, _, _| {
+            racer_ready(base, key, id);
+        }) else {
+            continue;
+        };
+        if base.add(ev, None).is_err() {
+            let _ = base.free(ev);
+            continue;
+        }
+        match state_of(base, key) {
+            Ok(s) => s.racers.push(Racer { id, sock, ev }),
+            Err(_) => {
+                let _ = base.free(ev);
+            }
+        }
+        return;
+    }
+}
+
+/// A racing attempt finished connecting, or failed.
+fn racer_ready(base: &mut EventBase, key: Key, id: u64) {
+    let Ok(s) = state_of(base, key) else { return };
+    let Some(i) = s.racers.iter().position(|r| r.id == id) else {
+        return;
+    };
+    let r = s.racers.remove(i);
+    match r.sock.take_error() {
+        Ok(None) => promote(base, key, r, true),
+        _ => {
+            // Failed: the next address goes at once (RFC 8305 section 5).
+            let _ = base.free(r.ev);
+            start_racer(base, key);
+        }
+    }
+}
+
+/// Makes a racing attempt the bufferevent's socket: still connecting (its
+/// write event reports the outcome), or connected (reported now).
+fn promote(base: &mut EventBase, key: Key, r: Racer, connected: bool) {
+    let _ = base.free(r.ev);
+    let bev = BufferEvent { key };
+    if bev.replace_fd(base, r.sock.into(), true).is_err() {
+        return;
+    }
+    if let Ok(s) = state_of(base, key) {
+        s.connecting = true;
+    }
+    if connected {
+        finish_connect(base, key);
+    } else {
+        let _ = set_connecting(base, key);
+    }
+}
+
+/// Closes the racing attempts and the race timer.
+fn end_race(base: &mut EventBase, key: Key) {
+    let Ok(s) = state_of(base, key) else { return };
+    let racers = std::mem::take(&mut s.racers);
+    let timer = s.race_timer.take();
+    for r in racers {
+        let _ = base.free(r.ev);
+    }
+    if let Some(t) = timer {
+        let _ = base.free(t);
+    }
+}
+
 /// Parses `Family` into a filter on addresses.
 pub(crate) fn family_matches(family: Family, addr: &SocketAddr) -> bool {
     match family {
@@ -619,4 +801,36 @@ fn read_socket(
     };
     input.add(&scratch[..n])?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod happy_eyeballs_tests {
+    use super::*;
+
+    #[test]
+    fn families_alternate_starting_with_the_first() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let got: Vec<SocketAddr> = interleave(vec![
+            a("[::1]:1"),
+            a("[::2]:1"),
+            a("[::3]:1"),
+            a("10.0.0.1:1"),
+            a("10.0.0.2:1"),
+        ])
+        .into();
+        assert_eq!(
+            got,
+            [
+                a("[::1]:1"),
+                a("10.0.0.1:1"),
+                a("[::2]:1"),
+                a("10.0.0.2:1"),
+                a("[::3]:1")
+            ]
+        );
+        let got: Vec<SocketAddr> =
+            interleave(vec![a("10.0.0.1:1"), a("[::1]:1"), a("10.0.0.2:1")]).into();
+        assert_eq!(got, [a("10.0.0.1:1"), a("[::1]:1"), a("10.0.0.2:1")]);
+        assert!(interleave(Vec::new()).is_empty());
+    }
 }

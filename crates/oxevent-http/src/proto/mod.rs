@@ -50,6 +50,7 @@
 //! any bytes in targets), so a line scanner runs first and the framing rules run after.
 
 mod body;
+mod date;
 mod encode;
 mod error;
 mod framing;
@@ -59,9 +60,11 @@ mod headers;
 mod lenience;
 mod limits;
 mod scan;
+mod status;
 mod token;
 
 pub use body::{BodyDecoder, ChunkedDecoder, CloseDelimitedDecoder, Decoded, LengthDecoder, Step};
+pub use date::HttpDate;
 pub use encode::{
     CHUNK_END, ChunkHeader, LAST_CHUNK, encode_chunk, encode_last_chunk, encode_request_head,
     encode_response_head,
@@ -74,3 +77,5 @@ pub use head::{
 };
 pub use headers::{Headers, Iter};
 pub use limits::Limits;
+pub use status::reason_phrase;
+pub(crate) use token::{is_field_byte, list_elements};

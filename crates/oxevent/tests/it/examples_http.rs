@@ -1,1 +1,168 @@
 //! Smoke tests of the HTTP examples (`http-server`, `http-connect`), against curl.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::examples::{example, wait_bounded};
+
+/// Kills the example if a test fails before it exits.
+struct Guard(Option<Child>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn docroot(tag: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("oxevent-http-server-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("root/sub")).unwrap();
+    std::fs::write(dir.join("root/hello.txt"), "hello from a file\n").unwrap();
+    std::fs::write(dir.join("root/<b>&.txt"), "escaped\n").unwrap();
+    std::fs::write(dir.join("root/sub/big.bin"), vec![7u8; 3 << 20]).unwrap();
+    std::fs::write(dir.join("secret.txt"), "outside\n").unwrap();
+    std::os::unix::fs::symlink(dir.join("secret.txt"), dir.join("root/link")).unwrap();
+    dir
+}
+
+/// Starts the example on port 0 and returns it with its base URL.
+fn start(root: &Path, extra: &[&str]) -> (Guard, String) {
+    let mut child = Command::new(example("http-server"))
+        .args(["--addr", "127.0.0.1:0", "--docroot"])
+        .arg(root)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn http-server");
+    let stdout = child.stdout.take().unwrap();
+    let guard = Guard(Some(child));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        for _ in lines {}
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("listening line");
+    let url = line
+        .strip_prefix("listening on ")
+        .expect("listening on http://ADDR")
+        .to_owned();
+    (guard, url)
+}
+
+fn curl(args: &[&str]) -> (String, Vec<u8>) {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "10",
+            "--path-as-is",
+            "-w",
+            "%{http_code}",
+            "-o",
+            "-",
+        ])
+        .args(args)
+        .output()
+        .expect("curl");
+    let mut body = out.stdout;
+    let code = String::from_utf8_lossy(&body[body.len().saturating_sub(3)..]).into_owned();
+    body.truncate(body.len().saturating_sub(3));
+    (code, body)
+}
+
+fn stop(mut guard: Guard) {
+    let child = guard.0.take().unwrap();
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = wait_bounded(child, Duration::from_secs(20));
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn http_server_serves_files_and_listings_and_refuses_escapes() {
+    let dir = docroot("files");
+    let (guard, url) = start(&dir.join("root"), &[]);
+    let (code, body) = curl(&[&format!("{url}/hello.txt")]);
+    assert_eq!(
+        (code.as_str(), &body[..]),
+        ("200", &b"hello from a file\n"[..])
+    );
+    let (code, body) = curl(&[&format!("{url}/sub/big.bin")]);
+    assert_eq!(code, "200");
+    assert_eq!(body.len(), 3 << 20);
+    assert!(body.iter().all(|&b| b == 7));
+    let (code, body) = curl(&[&format!("{url}/")]);
+    let page = String::from_utf8_lossy(&body);
+    assert_eq!(code, "200");
+    assert!(page.contains("&lt;b&gt;&amp;.txt"), "{page}");
+    assert!(!page.contains("<b>&"), "{page}");
+    assert!(page.contains("sub/"), "{page}");
+    for evil in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/sub/..%2f..%2fsecret.txt",
+        "/link",
+        "/sub/%00",
+    ] {
+        let (code, body) = curl(&[&format!("{url}{evil}")]);
+        assert_eq!(code, "404", "{evil}");
+        assert!(
+            !String::from_utf8_lossy(&body).contains("outside"),
+            "{evil}"
+        );
+    }
+    stop(guard);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn http_server_with_two_threads_shares_the_port() {
+    let dir = docroot("threads");
+    let (guard, url) = start(&dir.join("root"), &["--threads", "2"]);
+    for _ in 0..20 {
+        let (code, _) = curl(&[&format!("{url}/hello.txt")]);
+        assert_eq!(code, "200");
+    }
+    stop(guard);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn http_server_tls_flags_without_tls_support() {
+    let out = Command::new(example("http-server"))
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ])
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("built without TLS support") || err.contains("not wired"),
+        "{err}"
+    );
+}

@@ -1,0 +1,1729 @@
+//! The resolver (libevent's `evdns_base`): nameservers, requests, the UDP
+//! socket pool, TCP fallback, timeouts and nameserver health.
+//!
+//! Every resolver lives in the base (an [`EventBase::extension`]), so each
+//! event callback reaches it through `&mut EventBase`; [`DnsBase`] is a
+//! generational handle to it. User callbacks run only after every borrow of
+//! the resolver has ended, so from inside them the resolver may be used,
+//! requests cancelled, or the resolver freed.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use oxevent_core::{Event, EventBase, What};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::cache::Cache;
+use crate::config::{ConfParts, Hosts, Options, ResolvConf, parse_nameserver, reverse_name};
+use crate::error::{Error, Result};
+use crate::record::{RData, Record, RecordType};
+use crate::rng::Rng;
+use crate::slab::{Key, Slab};
+use crate::wire;
+
+/// What a resolve request calls with its outcome, on the loop's thread.
+pub type ResolveCallback = Box<dyn FnOnce(&mut EventBase, Result<Answer>)>;
+
+/// Flags of a resolve request (libevent's `DNS_QUERY_*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueryFlags(pub u8);
+
+impl QueryFlags {
+    /// No flags.
+    pub const NONE: Self = Self(0);
+    /// Do not apply the search list (`DNS_QUERY_NO_SEARCH`).
+    pub const NO_SEARCH: Self = Self(1);
+    /// Use TCP for this request (`DNS_QUERY_USEVC`).
+    pub const USE_VC: Self = Self(2);
+
+    /// Whether every flag of `other` is set.
+    #[must_use]
+    pub fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl std::ops::BitOr for QueryFlags {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        Self(self.0 | rhs.0)
+    }
+}
+
+/// A successful answer: the name that was answered (after the search
+/// list), the type asked, and the answer section, CNAMEs included.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The name whose answer this is.
+    pub name: String,
+    /// The type asked for.
+    pub qtype: RecordType,
+    /// The answer section as received (CNAME records, then the records of
+    /// the type asked, usually).
+    pub records: Vec<Record>,
+}
+
+impl Answer {
+    /// The addresses of the A or AAAA records.
+    #[must_use]
+    pub fn addrs(&self) -> Vec<IpAddr> {
+        self.records
+            .iter()
+            .filter_map(|r| match r.data {
+                RData::A(a) if self.qtype == RecordType::A => Some(IpAddr::V4(a)),
+                RData::Aaaa(a) if self.qtype == RecordType::AAAA => Some(IpAddr::V6(a)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The names of the PTR records.
+    #[must_use]
+    pub fn ptrs(&self) -> Vec<&str> {
+        self.records
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::Ptr(n) => Some(n.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The CNAME chain, in the order received.
+    #[must_use]
+    pub fn cnames(&self) -> Vec<&str> {
+        self.records
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::Cname(n) => Some(n.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The canonical name: the last CNAME target, or the name asked.
+    #[must_use]
+    pub fn canonical_name(&self) -> &str {
+        self.cnames().last().copied().unwrap_or(&self.name)
+    }
+
+    /// The smallest TTL of the records of the type asked.
+    #[must_use]
+    pub fn ttl(&self) -> u32 {
+        self.records
+            .iter()
+            .filter(|r| r.rtype == self.qtype)
+            .map(|r| r.ttl)
+            .min()
+            .unwrap_or(0)
+    }
+}
+
+/// A handle to a resolver kept in an [`EventBase`] (libevent's
+/// `struct evdns_base`). It is `Copy`; a handle to a freed resolver finds
+/// nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DnsBase(Key);
+
+/// A handle to a pending resolve request (libevent's `evdns_request`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Request {
+    dns: DnsBase,
+    key: Key,
+}
+
+/// How [`DnsBase::new`] configures the resolver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Init {
+    /// Empty: no nameserver, no search list, default options.
+    #[default]
+    Empty,
+    /// From `/etc/resolv.conf` and `/etc/hosts`
+    /// (`EVDNS_BASE_INITIALIZE_NAMESERVERS`).
+    System,
+}
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    resolvers: Slab<Box<Resolver>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("resolvers", &self.resolvers.len())
+            .finish()
+    }
+}
+
+pub(crate) fn get(base: &mut EventBase, h: DnsBase) -> Option<&mut Resolver> {
+    base.extension::<Registry>()
+        .resolvers
+        .get_mut(h.0)
+        .map(|b| &mut **b)
+}
+
+fn get_or(base: &mut EventBase, h: DnsBase) -> Result<&mut Resolver> {
+    get(base, h).ok_or(Error::Shutdown)
+}
+
+/// How a request is on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    None,
+    Udp { server: u64, sock: u64 },
+    Tcp { server: u64 },
+}
+
+struct Req {
+    qtype: RecordType,
+    names: Names,
+    name_idx: usize,
+    query: Vec<u8>,
+    qend: usize,
+    id: Option<u16>,
+    via: Via,
+    /// Transmissions of the current name.
+    tx: u8,
+    max_tx: u8,
+    /// Bumped on every transmission; a timeout entry for an older one is
+    /// stale.
+    seq: u32,
+    tcp: bool,
+    pin: Option<u64>,
+    probe: bool,
+    waiting: bool,
+    cb: Option<ResolveCallback>,
+}
+
+/// The names a request tries in turn: one (the common case: no list to
+/// allocate) or the search-list expansion.
+enum Names {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Names {
+    fn len(&self) -> usize {
+        match self {
+            Self::One(_) => 1,
+            Self::Many(v) => v.len(),
+        }
+    }
+
+    fn at(&self, i: usize) -> &String {
+        match self {
+            Self::One(n) => n,
+            Self::Many(v) => &v[i.min(v.len() - 1)],
+        }
+    }
+
+    fn at_mut(&mut self, i: usize) -> &mut String {
+        match self {
+            Self::One(n) => n,
+            Self::Many(v) => {
+                let last = v.len() - 1;
+                &mut v[i.min(last)]
+            }
+        }
+    }
+}
+
+struct UdpSock {
+    id: u64,
+    sock: UdpSocket,
+    ev: Event,
+    sent: u32,
+    outstanding: u32,
+    armed: bool,
+}
+
+struct TcpConn {
+    stream: TcpStream,
+    read_ev: Event,
+    write_ev: Event,
+    connecting: bool,
+    write_armed: bool,
+    out: Vec<u8>,
+    inbuf: Vec<u8>,
+}
+
+struct Server {
+    id: u64,
+    addr: SocketAddr,
+    socks: Vec<UdpSock>,
+    retiring: Vec<UdpSock>,
+    tcp: Option<TcpConn>,
+    down: bool,
+    timeouts_in_row: u32,
+    probe_timer: Option<Event>,
+    probe_delay: Duration,
+}
+
+struct Timeout {
+    deadline: Instant,
+    req: Key,
+    seq: u32,
+}
+
+/// The state of one resolver.
+pub(crate) struct Resolver {
+    pub(crate) opts: Options,
+    search: Vec<String>,
+    pub(crate) hosts: Hosts,
+    servers: Vec<Server>,
+    next_server: usize,
+    suspended: bool,
+    rng: Rng,
+    reqs: Slab<Req>,
+    ids: HashMap<u16, Key, IdHash>,
+    waiting: VecDeque<Key>,
+    inflight: usize,
+    timeouts: VecDeque<Timeout>,
+    timer: Option<Event>,
+    timer_armed: bool,
+    recv_buf: Vec<u8>,
+    scratch: Vec<u8>,
+    /// Query buffers of finished requests, reused.
+    buffers: Vec<Vec<u8>>,
+    next_id: u64,
+    pub(crate) cache: Cache,
+    pub(crate) gais: Slab<crate::getaddrinfo::Gai>,
+}
+
+/// Transaction ids come from a CSPRNG, so they hash as themselves.
+#[derive(Clone, Copy, Default)]
+struct IdHash;
+
+impl std::hash::BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        // Spread the 16 bits over the top too (hashbrown uses the top 7
+        // bits as a tag).
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u16(&mut self, v: u16) {
+        self.0 = u64::from(v);
+    }
+}
+
+const MAX_RECV_PER_WAKEUP: usize = 64;
+const MAX_TCP_FRAME: usize = 65535;
+
+impl DnsBase {
+    /// A new resolver in `base` (`evdns_base_new`).
+    ///
+    /// # Errors
+    ///
+    /// With [`Init::System`], an unreadable `/etc/resolv.conf` is not an
+    /// error (127.0.0.1 is used, as libevent does); an OS error creating
+    /// the timer is.
+    #[doc(alias = "evdns_base_new")]
+    pub fn new(base: &mut EventBase, init: Init) -> Result<Self> {
+        let reg = base.extension::<Registry>();
+        let key = reg.resolvers.insert(Box::new(Resolver {
+            opts: Options::default(),
+            search: Vec::new(),
+            hosts: Hosts::default(),
+            servers: Vec::new(),
+            next_server: 0,
+            suspended: false,
+            rng: Rng::default(),
+            reqs: Slab::default(),
+            ids: HashMap::with_hasher(IdHash),
+            waiting: VecDeque::new(),
+            inflight: 0,
+            timeouts: VecDeque::new(),
+            timer: None,
+            timer_armed: false,
+            recv_buf: vec![0; 65536],
+            scratch: Vec::with_capacity(256),
+            buffers: Vec::new(),
+            next_id: 1,
+            cache: Cache::default(),
+            gais: Slab::default(),
+        }));
+        let h = Self(key);
+        let timer = base.timer_new(move |base, _, _| on_timer(base, h));
+        if let Some(r) = get(base, h) {
+            r.timer = Some(timer);
+        }
+        if init == Init::System {
+            let conf = ResolvConf::load(Path::new("/etc/resolv.conf")).unwrap_or_default();
+            h.apply_resolv_conf(base, &conf, ConfParts::ALL)?;
+            if h.count_nameservers(base) == 0 {
+                h.nameserver_sockaddr_add(base, SocketAddr::from(([127, 0, 0, 1], 53)))?;
+            }
+        }
+        Ok(h)
+    }
+
+    /// Frees the resolver (`evdns_base_free`). With `fail_requests`, every
+    /// pending request's callback runs with [`Error::Shutdown`]; otherwise
+    /// they are dropped without a call.
+    #[doc(alias = "evdns_base_free")]
+    pub fn free(self, base: &mut EventBase, fail_requests: bool) {
+        let Some(mut r) = base.extension::<Registry>().resolvers.remove(self.0) else {
+            return;
+        };
+        if let Some(t) = r.timer.take() {
+            let _ = base.free(t);
+        }
+        for s in r.servers.drain(..) {
+            release_server(base, s);
+        }
+        let gais = r.gais.drain();
+        let reqs = r.reqs.drain();
+        drop(r);
+        if fail_requests {
+            for g in gais {
+                g.fail(base, Error::Shutdown);
+            }
+            for q in reqs {
+                if let Some(cb) = q.cb {
+                    cb(base, Err(Error::Shutdown));
+                }
+            }
+        }
+    }
+
+    /// Whether the resolver still exists.
+    #[must_use]
+    pub fn is_valid(self, base: &mut EventBase) -> bool {
+        get(base, self).is_some()
+    }
+
+    /// Applies a parsed resolv.conf: the parts chosen of its nameservers,
+    /// search list and options.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] for a freed resolver; an OS error creating a
+    /// nameserver's sockets.
+    pub fn apply_resolv_conf(
+        self,
+        base: &mut EventBase,
+        conf: &ResolvConf,
+        parts: ConfParts,
+    ) -> Result<()> {
+        let r = get_or(base, self)?;
+        if parts.contains(ConfParts::SEARCH) {
+            r.search.clone_from(&conf.search);
+        }
+        if parts.contains(ConfParts::MISC) {
+            for (k, v) in &conf.options {
+                // Unknown resolv.conf options are ignored, as the C library does.
+                let _ = r.opts.set(k, v);
+            }
+        }
+        if parts.contains(ConfParts::HOSTSFILE) {
+            if let Ok(h) = Hosts::load(Path::new("/etc/hosts")) {
+                r.hosts = h;
+            }
+        }
+        if parts.contains(ConfParts::NAMESERVERS) {
+            for a in &conf.nameservers {
+                self.nameserver_sockaddr_add(base, *a)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a resolv.conf file and applies the parts chosen
+    /// (`evdns_base_resolv_conf_parse`).
+    ///
+    /// # Errors
+    ///
+    /// The I/O error reading the file; as [`apply_resolv_conf`](Self::apply_resolv_conf).
+    #[doc(alias = "evdns_base_resolv_conf_parse")]
+    pub fn resolv_conf_parse(
+        self,
+        base: &mut EventBase,
+        parts: ConfParts,
+        path: &Path,
+    ) -> Result<()> {
+        let conf = ResolvConf::load(path)?;
+        self.apply_resolv_conf(base, &conf, parts)
+    }
+
+    /// Adds a nameserver (`evdns_base_nameserver_sockaddr_add`). Adding one
+    /// already present does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] for a freed resolver.
+    #[doc(alias = "evdns_base_nameserver_sockaddr_add")]
+    #[doc(alias = "evdns_base_nameserver_add")]
+    pub fn nameserver_sockaddr_add(self, base: &mut EventBase, addr: SocketAddr) -> Result<()> {
+        let r = get_or(base, self)?;
+        if r.servers.iter().any(|s| s.addr == addr) {
+            return Ok(());
+        }
+        let id = r.next_id;
+        r.next_id += 1;
+        let delay = r.opts.initial_probe_timeout;
+        r.servers.push(Server {
+            id,
+            addr,
+            socks: Vec::new(),
+            retiring: Vec::new(),
+            tcp: None,
+            down: false,
+            timeouts_in_row: 0,
+            probe_timer: None,
+            probe_delay: delay,
+        });
+        Ok(())
+    }
+
+    /// Adds a nameserver given as text: an IP (port 53), `ip:port` or
+    /// `[ip6]:port` (`evdns_base_nameserver_ip_add`).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for an unparseable address.
+    #[doc(alias = "evdns_base_nameserver_ip_add")]
+    pub fn nameserver_ip_add(self, base: &mut EventBase, addr: &str) -> Result<()> {
+        let a = parse_nameserver(addr)?;
+        self.nameserver_sockaddr_add(base, a)
+    }
+
+    /// The number of nameservers (`evdns_base_count_nameservers`).
+    #[doc(alias = "evdns_base_count_nameservers")]
+    #[must_use]
+    pub fn count_nameservers(self, base: &mut EventBase) -> usize {
+        get(base, self).map_or(0, |r| r.servers.len())
+    }
+
+    /// The nameservers and whether each is up.
+    #[must_use]
+    pub fn nameservers(self, base: &mut EventBase) -> Vec<(SocketAddr, bool)> {
+        get(base, self).map_or_else(Vec::new, |r| {
+            r.servers.iter().map(|s| (s.addr, !s.down)).collect()
+        })
+    }
+
+    /// Removes every nameserver and holds new requests until
+    /// [`resume`](Self::resume) (`evdns_base_clear_nameservers_and_suspend`).
+    /// Requests on the wire go back to waiting and are sent again on resume.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] for a freed resolver.
+    #[doc(alias = "evdns_base_clear_nameservers_and_suspend")]
+    pub fn clear_nameservers_and_suspend(self, base: &mut EventBase) -> Result<()> {
+        let r = get_or(base, self)?;
+        r.suspended = true;
+        let servers: Vec<Server> = r.servers.drain(..).collect();
+        // Every request on the wire goes back to the front of the queue.
+        let mut back = Vec::new();
+        for (k, q) in r.reqs.iter() {
+            if !q.waiting {
+                back.push(k);
+            }
+        }
+        for k in back {
+            if let Some(id) = r.reqs.get_mut(k).and_then(|q| {
+                q.waiting = true;
+                q.via = Via::None;
+                q.seq = q.seq.wrapping_add(1);
+                q.id.take()
+            }) {
+                r.ids.remove(&id);
+            }
+            r.inflight = r.inflight.saturating_sub(1);
+            r.waiting.push_front(k);
+        }
+        for s in servers {
+            release_server(base, s);
+        }
+        Ok(())
+    }
+
+    /// Resumes after [`clear_nameservers_and_suspend`](Self::clear_nameservers_and_suspend)
+    /// (`evdns_base_resume`): the waiting requests are sent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] for a freed resolver.
+    #[doc(alias = "evdns_base_resume")]
+    pub fn resume(self, base: &mut EventBase) -> Result<()> {
+        get_or(base, self)?.suspended = false;
+        start_waiting(base, self);
+        Ok(())
+    }
+
+    /// Appends a domain to the search list (`evdns_base_search_add`).
+    #[doc(alias = "evdns_base_search_add")]
+    pub fn search_add(self, base: &mut EventBase, domain: &str) {
+        if let Some(r) = get(base, self) {
+            if r.search.len() < 32 {
+                r.search.push(domain.trim_end_matches('.').to_owned());
+            }
+        }
+    }
+
+    /// Empties the search list (`evdns_base_search_clear`).
+    #[doc(alias = "evdns_base_search_clear")]
+    pub fn search_clear(self, base: &mut EventBase) {
+        if let Some(r) = get(base, self) {
+            r.search.clear();
+        }
+    }
+
+    /// Sets `ndots` (`evdns_base_search_ndots_set`).
+    #[doc(alias = "evdns_base_search_ndots_set")]
+    pub fn search_ndots_set(self, base: &mut EventBase, ndots: u8) {
+        if let Some(r) = get(base, self) {
+            r.opts.ndots = ndots;
+        }
+    }
+
+    /// Sets one option by its libevent name (`evdns_base_set_option`; see
+    /// [`Options::set`]).
+    ///
+    /// # Errors
+    ///
+    /// An unknown option or a bad value; [`Error::Shutdown`].
+    #[doc(alias = "evdns_base_set_option")]
+    pub fn set_option(self, base: &mut EventBase, option: &str, value: &str) -> Result<()> {
+        get_or(base, self)?.opts.set(option, value)
+    }
+
+    /// The current options.
+    #[must_use]
+    pub fn options(self, base: &mut EventBase) -> Option<Options> {
+        get(base, self).map(|r| r.opts.clone())
+    }
+
+    /// Replaces every option.
+    pub fn set_options(self, base: &mut EventBase, opts: Options) {
+        if let Some(r) = get(base, self) {
+            r.opts = opts;
+        }
+        start_waiting(base, self);
+    }
+
+    /// Loads a hosts file, `/etc/hosts` if `None` (`evdns_base_load_hosts`);
+    /// its entries are added to the ones present.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error reading it; [`Error::Shutdown`].
+    #[doc(alias = "evdns_base_load_hosts")]
+    pub fn load_hosts(self, base: &mut EventBase, path: Option<&Path>) -> Result<()> {
+        let text = std::fs::read_to_string(path.unwrap_or(Path::new("/etc/hosts")))?;
+        get_or(base, self)?.hosts.add_text(&text);
+        Ok(())
+    }
+
+    /// Adds one hosts entry.
+    pub fn hosts_add(self, base: &mut EventBase, name: &str, ip: IpAddr) {
+        if let Some(r) = get(base, self) {
+            r.hosts.add(name, ip);
+        }
+    }
+
+    /// Resolves the A records of `name` (`evdns_base_resolve_ipv4`). The
+    /// callback runs later, from the loop, exactly once (with
+    /// [`Error::Cancelled`] if cancelled, [`Error::Shutdown`] if the
+    /// resolver is freed with `fail_requests`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], [`Error::NoServers`] (and no callback).
+    #[doc(alias = "evdns_base_resolve_ipv4")]
+    pub fn resolve_ipv4(
+        self,
+        base: &mut EventBase,
+        name: &str,
+        flags: QueryFlags,
+        cb: impl FnOnce(&mut EventBase, Result<Answer>) + 'static,
+    ) -> Result<Request> {
+        self.resolve(base, name, RecordType::A, flags, cb)
+    }
+
+    /// Resolves the AAAA records of `name` (`evdns_base_resolve_ipv6`).
+    ///
+    /// # Errors
+    ///
+    /// As [`resolve_ipv4`](Self::resolve_ipv4).
+    #[doc(alias = "evdns_base_resolve_ipv6")]
+    pub fn resolve_ipv6(
+        self,
+        base: &mut EventBase,
+        name: &str,
+        flags: QueryFlags,
+        cb: impl FnOnce(&mut EventBase, Result<Answer>) + 'static,
+    ) -> Result<Request> {
+        self.resolve(base, name, RecordType::AAAA, flags, cb)
+    }
+
+    /// Resolves the PTR record of an IPv4 address
+    /// (`evdns_base_resolve_reverse`).
+    ///
+    /// # Errors
+    ///
+    /// As [`resolve_ipv4`](Self::resolve_ipv4).
+    #[doc(alias = "evdns_base_resolve_reverse")]
+    pub fn resolve_reverse(
+        self,
+        base: &mut EventBase,
+        ip: Ipv4Addr,
+        flags: QueryFlags,
+        cb: impl FnOnce(&mut EventBase, Result<Answer>) + 'static,
+    ) -> Result<Request> {
+        self.resolve(
+            base,
+            &reverse_name(IpAddr::V4(ip)),
+            RecordType::PTR,
+            flags | QueryFlags::NO_SEARCH,
+            cb,
+        )
+    }
+
+    /// Resolves the PTR record of an IPv6 address
+    /// (`evdns_base_resolve_reverse_ipv6`).
+    ///
+    /// # Errors
+    ///
+    /// As [`resolve_ipv4`](Self::resolve_ipv4).
+    #[doc(alias = "evdns_base_resolve_reverse_ipv6")]
+    pub fn resolve_reverse_ipv6(
+        self,
+        base: &mut EventBase,
+        ip: Ipv6Addr,
+        flags: QueryFlags,
+        cb: impl FnOnce(&mut EventBase, Result<Answer>) + 'static,
+    ) -> Result<Request> {
+        self.resolve(
+            base,
+            &reverse_name(IpAddr::V6(ip)),
+            RecordType::PTR,
+            flags | QueryFlags::NO_SEARCH,
+            cb,
+        )
+    }
+
+    /// Resolves records of any type: the generic form of the calls above.
+    /// A NOERROR answer with no record of `qtype` is [`Error::NoData`]; an
+    /// NXDOMAIN or NODATA moves on to the next search-list candidate.
+    ///
+    /// # Errors
+    ///
+    /// As [`resolve_ipv4`](Self::resolve_ipv4).
+    pub fn resolve(
+        self,
+        base: &mut EventBase,
+        name: &str,
+        qtype: RecordType,
+        flags: QueryFlags,
+        cb: impl FnOnce(&mut EventBase, Result<Answer>) + 'static,
+    ) -> Result<Request> {
+        let r = get_or(base, self)?;
+        let names = candidates(
+            name,
+            &r.search,
+            r.opts.ndots,
+            flags.contains(QueryFlags::NO_SEARCH),
+            &mut r.scratch,
+        )?;
+        let max_tx = r.opts.attempts.max(1);
+        self.submit(
+            base,
+            names,
+            qtype,
+            flags.contains(QueryFlags::USE_VC),
+            None,
+            max_tx,
+            Box::new(cb),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)] // internal: one call site per kind of request
+    fn submit(
+        self,
+        base: &mut EventBase,
+        names: Names,
+        qtype: RecordType,
+        tcp: bool,
+        pin: Option<u64>,
+        max_tx: u8,
+        cb: ResolveCallback,
+    ) -> Result<Request> {
+        let r = get_or(base, self)?;
+        if r.servers.is_empty() && !r.suspended {
+            return Err(Error::NoServers);
+        }
+        if r.reqs.len() >= r.opts.max_pending + r.opts.max_inflight {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "too many pending dns requests",
+            )));
+        }
+        let tcp = tcp || r.opts.use_vc;
+        let key = r.reqs.insert(Req {
+            qtype,
+            names,
+            name_idx: 0,
+            query: r.buffers.pop().unwrap_or_else(|| Vec::with_capacity(64)),
+            qend: 0,
+            id: None,
+            via: Via::None,
+            tx: 0,
+            max_tx,
+            seq: 0,
+            tcp,
+            pin,
+            probe: pin.is_some(),
+            waiting: true,
+            cb: Some(cb),
+        });
+        if !r.suspended && r.inflight < r.opts.max_inflight && r.waiting.is_empty() {
+            // Room on the wire: straight out, no queueing.
+            if let Some(q) = r.reqs.get_mut(key) {
+                q.waiting = false;
+            }
+            r.inflight += 1;
+            match prepare_query(r, key) {
+                Ok(()) => transmit(base, self, key),
+                Err(e) => {
+                    if let Some(id) = r.reqs.remove(key).and_then(|q| q.id) {
+                        r.ids.remove(&id);
+                    }
+                    r.inflight -= 1;
+                    return Err(e);
+                }
+            }
+        } else {
+            r.waiting.push_back(key);
+            start_waiting(base, self);
+        }
+        Ok(Request { dns: self, key })
+    }
+
+    /// Sends one probe to a down nameserver.
+    fn probe(self, base: &mut EventBase, server: u64) {
+        let h = self;
+        let r = self.submit(
+            base,
+            Names::One(".".to_owned()),
+            RecordType::NS,
+            false,
+            Some(server),
+            1,
+            Box::new(move |base, res| {
+                let Some(r) = get(base, h) else { return };
+                let Some(s) = r.servers.iter_mut().find(|s| s.id == server) else {
+                    return;
+                };
+                match res {
+                    // Any answer at all, even an error rcode, shows it is up.
+                    Err(Error::Timeout | Error::Io(_) | Error::Cancelled | Error::Shutdown) => {
+                        let f = r.opts.probe_backoff_factor;
+                        let max = r.opts.max_probe_timeout;
+                        s.probe_delay = (s.probe_delay * f).min(max);
+                        let (t, d) = (s.probe_timer, s.probe_delay);
+                        if let Some(t) = t {
+                            let _ = base.add(t, Some(d));
+                        }
+                    }
+                    _ => {
+                        tracing_up(s.addr);
+                        s.down = false;
+                        s.timeouts_in_row = 0;
+                        s.probe_delay = r.opts.initial_probe_timeout;
+                    }
+                }
+            }),
+        );
+        if r.is_err() {
+            // No way to send: try again after the next delay.
+            if let Some(s) = get(base, self).and_then(|r| r.servers.iter().find(|s| s.id == server))
+            {
+                let (t, d) = (s.probe_timer, s.probe_delay);
+                if let Some(t) = t {
+                    let _ = base.add(t, Some(d));
+                }
+            }
+        }
+    }
+}
+
+fn tracing_up(_addr: SocketAddr) {}
+
+impl Request {
+    /// Cancels the request (`evdns_cancel_request`): its callback runs now
+    /// with [`Error::Cancelled`]. Cancelling a finished request does
+    /// nothing.
+    #[doc(alias = "evdns_cancel_request")]
+    pub fn cancel(self, base: &mut EventBase) {
+        finish(base, self.dns, self.key, Err(Error::Cancelled));
+    }
+
+    /// Whether the request is still pending.
+    #[must_use]
+    pub fn is_pending(self, base: &mut EventBase) -> bool {
+        get(base, self.dns).is_some_and(|r| r.reqs.get(self.key).is_some())
+    }
+}
+
+/// The names to try for `name`, in order (search list and ndots).
+fn candidates(
+    name: &str,
+    search: &[String],
+    ndots: u8,
+    no_search: bool,
+    scratch: &mut Vec<u8>,
+) -> Result<Names> {
+    let _ = scratch;
+    let check = |n: &str| -> Result<()> {
+        wire::check_name(n).map_err(|_| Error::InvalidName(n.to_owned()))
+    };
+    if name.is_empty() {
+        return Err(Error::InvalidName(String::new()));
+    }
+    check(name)?;
+    if let Some(abs) = name.strip_suffix('.') {
+        return Ok(Names::One(if abs.is_empty() {
+            ".".into()
+        } else {
+            abs.into()
+        }));
+    }
+    if no_search || search.is_empty() {
+        return Ok(Names::One(name.to_owned()));
+    }
+    let dots = name.bytes().filter(|b| *b == b'.').count();
+    let mut out = Vec::with_capacity(search.len() + 1);
+    let with: Vec<String> = search
+        .iter()
+        .map(|d| format!("{name}.{d}"))
+        .filter(|n| check(n).is_ok())
+        .collect();
+    if dots >= usize::from(ndots) {
+        out.push(name.to_owned());
+        out.extend(with);
+    } else {
+        out.extend(with);
+        out.push(name.to_owned());
+    }
+    Ok(Names::Many(out))
+}
+
+fn release_server(base: &mut EventBase, mut s: Server) {
+    for u in s.socks.drain(..).chain(s.retiring.drain(..)) {
+        let _ = base.free(u.ev);
+    }
+    if let Some(c) = s.tcp.take() {
+        let _ = base.free(c.read_ev);
+        let _ = base.free(c.write_ev);
+    }
+    if let Some(t) = s.probe_timer.take() {
+        let _ = base.free(t);
+    }
+}
+
+/// Starts waiting requests while there is room in flight.
+fn start_waiting(base: &mut EventBase, h: DnsBase) {
+    loop {
+        let Some(r) = get(base, h) else { return };
+        if r.suspended || r.inflight >= r.opts.max_inflight {
+            return;
+        }
+        let Some(key) = r.waiting.pop_front() else {
+            return;
+        };
+        let Some(q) = r.reqs.get_mut(key) else {
+            continue;
+        };
+        q.waiting = false;
+        r.inflight += 1;
+        if let Err(e) = prepare_query(r, key) {
+            finish(base, h, key, Err(e));
+            continue;
+        }
+        transmit(base, h, key);
+    }
+}
+
+/// Encodes the query for the current name with a fresh id.
+fn prepare_query(r: &mut Resolver, key: Key) -> Result<()> {
+    let Resolver {
+        reqs,
+        ids,
+        rng,
+        opts,
+        ..
+    } = r;
+    let Some(q) = reqs.get_mut(key) else {
+        return Ok(());
+    };
+    if let Some(old) = q.id.take() {
+        ids.remove(&old);
+    }
+    // A CSPRNG id that is not in flight already.
+    let id = loop {
+        let id = rng.u16();
+        if !ids.contains_key(&id) {
+            break id;
+        }
+    };
+    ids.insert(id, key);
+    q.id = Some(id);
+    q.tx = 0;
+    let name = q.names.at(q.name_idx);
+    let edns = if q.tcp { None } else { opts.edns_udp_size };
+    q.qend = wire::encode_query(id, name, q.qtype, true, edns, &mut q.query)
+        .map_err(|_| Error::InvalidName(name.clone()))?;
+    if opts.randomize_case {
+        let qend = q.qend;
+        wire::randomize_case(&mut q.query, qend, || rng.u64());
+    }
+    Ok(())
+}
+
+/// Picks the nameserver for the next transmission: the pinned one; else
+/// the first one up from the rotation point; when every one is down, the
+/// next in turn anyway, so requests fail after their attempts instead of
+/// hanging (libevent #106).
+fn pick_server(r: &mut Resolver, pin: Option<u64>, advance: bool) -> Option<usize> {
+    if let Some(p) = pin {
+        return r.servers.iter().position(|s| s.id == p);
+    }
+    let n = r.servers.len();
+    if n == 0 {
+        return None;
+    }
+    let start = if r.opts.rotate || advance {
+        r.next_server = (r.next_server + 1) % n;
+        r.next_server
+    } else {
+        0
+    };
+    (0..n)
+        .map(|i| (start + i) % n)
+        .find(|&i| !r.servers[i].down)
+        .or(Some(start))
+}
+
+/// Base work left over after a change made inside the resolver.
+enum EvAction {
+    Del(Event),
+    Free(Event),
+}
+
+fn apply(base: &mut EventBase, a: Option<EvAction>) {
+    match a {
+        Some(EvAction::Del(ev)) => {
+            let _ = base.del(ev);
+        }
+        Some(EvAction::Free(ev)) => {
+            let _ = base.free(ev);
+        }
+        None => {}
+    }
+}
+
+/// Takes the request off the socket it was sent on; returns what the base
+/// must do (disarm an idle socket, free a retired one).
+fn detach_r(r: &mut Resolver, key: Key) -> Option<EvAction> {
+    let q = r.reqs.get_mut(key)?;
+    let via = std::mem::replace(&mut q.via, Via::None);
+    let Via::Udp { server, sock } = via else {
+        return None;
+    };
+    let s = r.servers.iter_mut().find(|s| s.id == server)?;
+    if let Some(u) = s.socks.iter_mut().find(|u| u.id == sock) {
+        u.outstanding = u.outstanding.saturating_sub(1);
+        if u.outstanding == 0 && u.armed {
+            u.armed = false;
+            return Some(EvAction::Del(u.ev));
+        }
+    } else if let Some(i) = s.retiring.iter().position(|u| u.id == sock) {
+        let u = &mut s.retiring[i];
+        u.outstanding = u.outstanding.saturating_sub(1);
+        if u.outstanding == 0 {
+            return Some(EvAction::Free(s.retiring.swap_remove(i).ev));
+        }
+    }
+    None
+}
+
+/// Sends on an existing, unworn socket of the pool without touching the
+/// base; `None` when the pool must grow or rotate (the slow path).
+fn udp_send_fast(r: &mut Resolver, si: usize, key: Key) -> Option<io::Result<Option<Event>>> {
+    let pool = r.opts.socket_pool.max(1);
+    let rotate_after = r.opts.socket_rotate.max(1);
+    let Resolver {
+        servers, rng, reqs, ..
+    } = r;
+    let s = &mut servers[si];
+    if s.socks.len() < pool {
+        return None;
+    }
+    let idx = rng.below(s.socks.len() as u32) as usize;
+    if s.socks[idx].sent >= rotate_after {
+        return None;
+    }
+    let server = s.id;
+    let q = reqs.get_mut(key)?;
+    let u = &mut s.socks[idx];
+    if let Err(e) = u.sock.send(&q.query) {
+        return Some(Err(e));
+    }
+    u.sent = u.sent.saturating_add(1);
+    u.outstanding += 1;
+    q.via = Via::Udp { server, sock: u.id };
+    if u.armed {
+        Some(Ok(None))
+    } else {
+        u.armed = true;
+        Some(Ok(Some(u.ev)))
+    }
+}
+
+/// Sends (or re-sends) the request's query and arms its timeout.
+fn transmit(base: &mut EventBase, h: DnsBase, key: Key) {
+    let now = base.now();
+    let Some(r) = get(base, h) else { return };
+    let act = detach_r(r, key);
+    let Some(q) = r.reqs.get(key) else {
+        apply(base, act);
+        return;
+    };
+    let (pin, advance, tcp) = (q.pin, q.tx > 0, q.tcp);
+    let Some(si) = pick_server(r, pin, advance) else {
+        apply(base, act);
+        finish(base, h, key, Err(Error::NoServers));
+        return;
+    };
+    let fast = if tcp { None } else { udp_send_fast(r, si, key) };
+    apply(base, act);
+    let (sent, arm) = match fast {
+        Some(Ok(arm)) => (Ok(()), arm),
+        Some(Err(e)) => (Err(e), None),
+        None if tcp => (tcp_send(base, h, si, key), None),
+        None => (udp_send(base, h, si, key), None),
+    };
+    if let Some(ev) = arm {
+        let _ = base.add(ev, None);
+    }
+    let Some(r) = get(base, h) else { return };
+    let Some(q) = r.reqs.get_mut(key) else { return };
+    q.tx = q.tx.saturating_add(1);
+    q.seq = q.seq.wrapping_add(1);
+    let seq = q.seq;
+    // A failed send (no socket, say) counts as a failed attempt at once,
+    // rather than after a whole timeout.
+    let deadline = if sent.is_ok() {
+        now + r.opts.timeout
+    } else {
+        now
+    };
+    r.timeouts.push_back(Timeout {
+        deadline,
+        req: key,
+        seq,
+    });
+    if !r.timer_armed {
+        if let Some(t) = r.timer {
+            r.timer_armed = true;
+            let d = r.timeouts.front().map_or(deadline, |f| f.deadline);
+            let _ = base.add(t, Some(d.saturating_duration_since(now)));
+        }
+    }
+}
+
+/// A UDP socket bound to a random port and connected to `addr`.
+fn new_udp_socket(rng: &mut Rng, addr: SocketAddr) -> io::Result<UdpSocket> {
+    let domain = Domain::for_address(addr);
+    let sock = Socket::new(
+        domain,
+        Type::DGRAM.nonblocking().cloexec(),
+        Some(Protocol::UDP),
+    )?;
+    let any: IpAddr = if addr.is_ipv4() {
+        Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        Ipv6Addr::UNSPECIFIED.into()
+    };
+    let any = if addr.ip().is_loopback() {
+        addr.ip()
+    } else {
+        any
+    };
+    // A random port above 1024; a few tries, then the kernel's choice.
+    let mut bound = false;
+    for _ in 0..8 {
+        let port = 1025 + rng.below(65535 - 1025) as u16;
+        if sock.bind(&SocketAddr::new(any, port).into()).is_ok() {
+            bound = true;
+            break;
+        }
+    }
+    if !bound {
+        sock.bind(&SocketAddr::new(any, 0).into())?;
+    }
+    sock.connect(&addr.into())?;
+    Ok(sock.into())
+}
+
+fn udp_send(base: &mut EventBase, h: DnsBase, si: usize, key: Key) -> io::Result<()> {
+    let r = get(base, h).ok_or_else(|| io::Error::other("gone"))?;
+    let pool = r.opts.socket_pool.max(1);
+    let rotate_after = r.opts.socket_rotate.max(1);
+    let Resolver {
+        servers,
+        rng,
+        reqs,
+        next_id,
+        ..
+    } = r;
+    let s = &mut servers[si];
+    let (server_id, addr) = (s.id, s.addr);
+    // Grow the pool up to its size, then pick a random socket of it.
+    let mut fresh = None;
+    let idx = if s.socks.len() < pool {
+        let sock = new_udp_socket(rng, addr)?;
+        let id = *next_id;
+        *next_id += 1;
+        fresh = Some((id, sock));
+        s.socks.len()
+    } else {
+        rng.below(pool as u32) as usize
+    };
+    if let Some((id, sock)) = fresh {
+        use std::os::fd::AsRawFd;
+        let fd = sock.as_raw_fd();
+        let ev = base.event_new(fd, What::READ | What::PERSIST, move |base, _, _| {
+            on_udp_readable(base, h, server_id, id);
+        })?;
+        let r = get(base, h).ok_or_else(|| io::Error::other("gone"))?;
+        r.servers[si].socks.push(UdpSock {
+            id,
+            sock,
+            ev,
+            sent: 0,
+            outstanding: 0,
+            armed: false,
+        });
+        return udp_send_on(base, h, si, idx, key);
+    }
+    // Rotate a worn socket: a fresh one on a new random port takes its
+    // place; the old one stays until its last answer is in.
+    if s.socks[idx].sent >= rotate_after {
+        let sock = new_udp_socket(rng, addr)?;
+        let id = *next_id;
+        *next_id += 1;
+        let _ = reqs;
+        use std::os::fd::AsRawFd;
+        let fd = sock.as_raw_fd();
+        let ev = base.event_new(fd, What::READ | What::PERSIST, move |base, _, _| {
+            on_udp_readable(base, h, server_id, id);
+        })?;
+        let r = get(base, h).ok_or_else(|| io::Error::other("gone"))?;
+        let s = &mut r.servers[si];
+        let old = std::mem::replace(
+            &mut s.socks[idx],
+            UdpSock {
+                id,
+                sock,
+                ev,
+                sent: 0,
+                outstanding: 0,
+                armed: false,
+            },
+        );
+        if old.outstanding == 0 {
+            let _ = base.free(old.ev);
+        } else {
+            get(base, h)
+                .ok_or_else(|| io::Error::other("gone"))?
+                .servers[si]
+                .retiring
+                .push(old);
+        }
+    }
+    udp_send_on(base, h, si, idx, key)
+}
+
+fn udp_send_on(
+    base: &mut EventBase,
+    h: DnsBase,
+    si: usize,
+    idx: usize,
+    key: Key,
+) -> io::Result<()> {
+    let r = get(base, h).ok_or_else(|| io::Error::other("gone"))?;
+    let Resolver { servers, reqs, .. } = r;
+    let q = reqs.get_mut(key).ok_or_else(|| io::Error::other("gone"))?;
+    let s = &mut servers[si];
+    let server = s.id;
+    let u = &mut s.socks[idx];
+    u.sock.send(&q.query)?;
+    u.sent = u.sent.saturating_add(1);
+    u.outstanding += 1;
+    q.via = Via::Udp { server, sock: u.id };
+    if !u.armed {
+        u.armed = true;
+        let ev = u.ev;
+        base.add(ev, None)?;
+    }
+    Ok(())
+}
+
+fn on_udp_readable(base: &mut EventBase, h: DnsBase, server: u64, sock: u64) {
+    for _ in 0..MAX_RECV_PER_WAKEUP {
+        let Some(r) = get(base, h) else { return };
+        let opts_case = r.opts.randomize_case;
+        let Resolver {
+            servers,
+            recv_buf,
+            ids,
+            reqs,
+            ..
+        } = r;
+        let Some(s) = servers.iter().find(|s| s.id == server) else {
+            return;
+        };
+        let Some(u) = s.socks.iter().chain(&s.retiring).find(|u| u.id == sock) else {
+            return;
+        };
+        let n = match u.sock.recv_from(recv_buf) {
+            Ok((n, from)) if from == s.addr => n,
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            // ICMP errors (a refused port) and the like: the request's
+            // timeout handles them.
+            Err(_) => continue,
+        };
+        let msg = &recv_buf[..n];
+        if n < wire::HEADER_LEN {
+            continue;
+        }
+        let id = u16::from_be_bytes([msg[0], msg[1]]);
+        let Some(&key) = ids.get(&id) else { continue };
+        let Some(q) = reqs.get(key) else { continue };
+        if q.via != (Via::Udp { server, sock }) {
+            continue;
+        }
+        if !wire::question_matches(msg, &q.query, q.qend, opts_case) {
+            continue;
+        }
+        let parsed = wire::parse_response_for(msg, Some(q.names.at(q.name_idx)));
+        handle_response(base, h, key, server, parsed);
+    }
+}
+
+fn handle_response(
+    base: &mut EventBase,
+    h: DnsBase,
+    key: Key,
+    server: u64,
+    parsed: std::result::Result<wire::Response, wire::WireError>,
+) {
+    let Some(r) = get(base, h) else { return };
+    // Any answer shows the server is alive.
+    let mut cancel_probe = None;
+    if let Some(s) = r.servers.iter_mut().find(|s| s.id == server) {
+        s.timeouts_in_row = 0;
+        if s.down {
+            s.down = false;
+            s.probe_delay = r.opts.initial_probe_timeout;
+            cancel_probe = s.probe_timer;
+        }
+    }
+    let r = if let Some(t) = cancel_probe {
+        let _ = base.del(t);
+        match get(base, h) {
+            Some(r) => r,
+            None => return,
+        }
+    } else {
+        r
+    };
+    let ignore_tc = r.opts.ignore_tc;
+    let Some(q) = r.reqs.get_mut(key) else { return };
+    let resp = match parsed {
+        Ok(resp) => resp,
+        Err(w) => {
+            finish(base, h, key, Err(Error::Malformed(w)));
+            return;
+        }
+    };
+    if resp.truncated() && !q.tcp && !ignore_tc {
+        // Truncated: ask again over TCP, same server, same attempt count.
+        q.tcp = true;
+        q.pin = q.pin.or(Some(server));
+        q.tx = q.tx.saturating_sub(1);
+        if let Err(e) = prepare_query(r, key) {
+            finish(base, h, key, Err(e));
+            return;
+        }
+        transmit(base, h, key);
+        return;
+    }
+    let more_names = q.name_idx + 1 < q.names.len();
+    let outcome = match resp.rcode {
+        0 => {
+            if resp.answers.iter().any(|rec| rec.rtype == q.qtype) {
+                let name = std::mem::take(q.names.at_mut(q.name_idx));
+                let mut records = resp.answers;
+                // Undo the 0x20 case randomisation the server echoed back:
+                // owner names read as the name asked (no allocation).
+                for rec in &mut records {
+                    if rec.name != name && rec.name.eq_ignore_ascii_case(&name) {
+                        rec.name.clear();
+                        rec.name.push_str(&name);
+                    }
+                }
+                Ok(Answer {
+                    name,
+                    qtype: q.qtype,
+                    records,
+                })
+            } else {
+                Err(Error::NoData)
+            }
+        }
+        rc => Err(Error::from_rcode(rc).unwrap_or(Error::Rcode(rc))),
+    };
+    match outcome {
+        Err(Error::NotExist | Error::NoData) if more_names => {
+            q.name_idx += 1;
+            if let Err(e) = prepare_query(r, key) {
+                finish(base, h, key, Err(e));
+                return;
+            }
+            transmit(base, h, key);
+        }
+        other => finish(base, h, key, other),
+    }
+}
+
+/// Ends a request: takes it out of every table, starts waiting ones, then
+/// runs its callback.
+fn finish(base: &mut EventBase, h: DnsBase, key: Key, res: Result<Answer>) {
+    let Some(r) = get(base, h) else { return };
+    let act = detach_r(r, key);
+    let Some(mut q) = r.reqs.remove(key) else {
+        apply(base, act);
+        return;
+    };
+    if let Some(id) = q.id {
+        r.ids.remove(&id);
+    }
+    if r.buffers.len() < 256 {
+        let mut b = std::mem::take(&mut q.query);
+        b.clear();
+        r.buffers.push(b);
+    }
+    if q.waiting {
+        r.waiting.retain(|k| *k != key);
+    } else {
+        r.inflight = r.inflight.saturating_sub(1);
+    }
+    // Drop the stale timeouts at the front, so the queue stays short.
+    while let Some(f) = r.timeouts.front() {
+        match r.reqs.get(f.req) {
+            Some(q) if q.seq == f.seq => break,
+            _ => {
+                r.timeouts.pop_front();
+            }
+        }
+    }
+    let more = !r.waiting.is_empty() && !r.suspended && r.inflight < r.opts.max_inflight;
+    apply(base, act);
+    if more {
+        start_waiting(base, h);
+    }
+    if let Some(cb) = q.cb {
+        cb(base, res);
+    }
+}
+
+fn on_timer(base: &mut EventBase, h: DnsBase) {
+    let now = base.now();
+    let Some(r) = get(base, h) else { return };
+    r.timer_armed = false;
+    let mut expired = Vec::new();
+    while let Some(f) = r.timeouts.front() {
+        if f.deadline > now {
+            break;
+        }
+        let f = r.timeouts.pop_front().expect("front exists");
+        if r.reqs
+            .get(f.req)
+            .is_some_and(|q| q.seq == f.seq && !q.waiting)
+        {
+            expired.push(f.req);
+        }
+    }
+    for key in expired {
+        attempt_timed_out(base, h, key);
+    }
+    let Some(r) = get(base, h) else { return };
+    while let Some(f) = r.timeouts.front() {
+        match r.reqs.get(f.req) {
+            Some(q) if q.seq == f.seq => break,
+            _ => {
+                r.timeouts.pop_front();
+            }
+        }
+    }
+    if !r.timer_armed {
+        if let (Some(f), Some(t)) = (r.timeouts.front(), r.timer) {
+            r.timer_armed = true;
+            let d = f.deadline.saturating_duration_since(now);
+            let _ = base.add(t, Some(d));
+        }
+    }
+}
+
+fn attempt_timed_out(base: &mut EventBase, h: DnsBase, key: Key) {
+    let Some(r) = get(base, h) else { return };
+    let Some(q) = r.reqs.get(key) else { return };
+    let (probe, tx, max_tx) = (q.probe, q.tx, q.max_tx);
+    let server = match q.via {
+        Via::Udp { server, .. } | Via::Tcp { server } => Some(server),
+        Via::None => None,
+    };
+    if !probe {
+        if let Some(sid) = server {
+            let max_timeouts = r.opts.max_timeouts;
+            let delay = r.opts.initial_probe_timeout;
+            if let Some(s) = r.servers.iter_mut().find(|s| s.id == sid) {
+                s.timeouts_in_row += 1;
+                if !s.down && s.timeouts_in_row >= max_timeouts {
+                    s.down = true;
+                    s.probe_delay = delay;
+                    mark_down(base, h, sid);
+                }
+            }
+        }
+    }
+    if tx >= max_tx {
+        finish(base, h, key, Err(Error::Timeout));
+    } else {
+        transmit(base, h, key);
+    }
+}
+
+/// Schedules probes of a server just marked down.
+fn mark_down(base: &mut EventBase, h: DnsBase, sid: u64) {
+    let Some(r) = get(base, h) else { return };
+    let Some(s) = r.servers.iter().find(|s| s.id == sid) else {
+        return;
+    };
+    let delay = s.probe_delay;
+    let timer = match s.probe_timer {
+        Some(t) => t,
+        None => {
+            let t = base.timer_new(move |base, _, _| h.probe(base, sid));
+            if let Some(s) = get(base, h).and_then(|r| r.servers.iter_mut().find(|s| s.id == sid)) {
+                s.probe_timer = Some(t);
+            }
+            t
+        }
+    };
+    let _ = base.add(timer, Some(delay));
+}
+
+// ---- TCP ----
+
+fn tcp_send(base: &mut EventBase, h: DnsBase, si: usize, key: Key) -> io::Result<()> {
+    let r = get(base, h).ok_or_else(|| io::Error::other("gone"))?;
+    let idle = r.opts.tcp_idle_timeout;
+    let s = &mut r.servers[si];
+    let (server, addr) = (s.id, s.addr);
+    if s.tcp.is_none() {
+        let sock = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking().cloexec(),
+            Some(Protocol::TCP),
+        )?;
+        match sock.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        let stream: TcpStream = sock.into();
+        use std::os::fd::AsRawFd;
+        let fd = stream.as_raw_fd();
+        let read_ev = base.event_new(fd, What::READ | What::PERSIST, move |base, _, what| {
+            on_tcp_read(base, h, server, what);
+        })?;
+        let write_ev = match base.event_new(fd, What::WRITE | What::PERSIST, move |base, _, _| {
+            on_tcp_write(base, h, server);
+        }) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = base.free(read_ev);
+                return Err(e);
+            }
+        };
+        base.add(read_ev, Some(idle))?;
+        let r = get(base, h).ok_or_else(|| io::Error::other("gone"))?;
+        r.servers[si].tcp = Some(TcpConn {
+            stream,
+            read_ev,
+            write_ev,
+            connecting: true,
+            write_armed: false,
+            out: Vec::new(),
+            inbuf: Vec::new(),
+        });
+    }
+    let r = get(base, h).ok_or_else(|| io::Error::other("gone"))?;
+    let Resolver { servers, reqs, .. } = r;
+    let q = reqs.get_mut(key).ok_or_else(|| io::Error::other("gone"))?;
+    let c = servers
+        .get_mut(si)
+        .and_then(|s| s.tcp.as_mut())
+        .ok_or_else(|| io::Error::other("no connection"))?;
+    let len = u16::try_from(q.query.len()).map_err(|_| io::Error::other("query too long"))?;
+    c.out.extend_from_slice(&len.to_be_bytes());
+    c.out.extend_from_slice(&q.query);
+    q.via = Via::Tcp { server };
+    if !c.write_armed {
+        c.write_armed = true;
+        let ev = c.write_ev;
+        base.add(ev, None)?;
+    }
+    Ok(())
+}
+
+fn close_tcp(base: &mut EventBase, h: DnsBase, server: u64) {
+    let Some(r) = get(base, h) else { return };
+    let Some(s) = r.servers.iter_mut().find(|s| s.id == server) else {
+        return;
+    };
+    if let Some(c) = s.tcp.take() {
+        let _ = base.free(c.read_ev);
+        let _ = base.free(c.write_ev);
+    }
+}
+
+fn on_tcp_write(base: &mut EventBase, h: DnsBase, server: u64) {
+    let Some(r) = get(base, h) else { return };
+    let Some(s) = r.servers.iter_mut().find(|s| s.id == server) else {
+        return;
+    };
+    let Some(c) = s.tcp.as_mut() else { return };
+    if c.connecting {
+        match c.stream.take_error() {
+            Ok(None) => c.connecting = false,
+            _ => {
+                // The requests on it time out and are sent again.
+                close_tcp(base, h, server);
+                return;
+            }
+        }
+    }
+    let mut failed = false;
+    while !c.out.is_empty() {
+        match c.stream.write(&c.out) {
+            Ok(0) => {
+                failed = true;
+                break;
+            }
+            Ok(n) => {
+                c.out.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    if failed {
+        close_tcp(base, h, server);
+        return;
+    }
+    if c.out.is_empty() && c.write_armed {
+        c.write_armed = false;
+        let ev = c.write_ev;
+        let _ = base.del(ev);
+    }
+}
+
+fn on_tcp_read(base: &mut EventBase, h: DnsBase, server: u64, what: What) {
+    if what.contains(What::TIMEOUT) {
+        // Idle: close. Requests still on it time out and are sent again.
+        close_tcp(base, h, server);
+        return;
+    }
+    let Some(r) = get(base, h) else { return };
+    let Resolver {
+        servers, recv_buf, ..
+    } = r;
+    let Some(s) = servers.iter_mut().find(|s| s.id == server) else {
+        return;
+    };
+    let Some(c) = s.tcp.as_mut() else { return };
+    let n = match c.stream.read(&mut recv_buf[..16384]) {
+        Ok(0) => {
+            close_tcp(base, h, server);
+            return;
+        }
+        Ok(n) => n,
+        Err(e)
+            if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted =>
+        {
+            return;
+        }
+        Err(_) => {
+            close_tcp(base, h, server);
+            return;
+        }
+    };
+    c.inbuf.extend_from_slice(&recv_buf[..n]);
+    let mut frames = Vec::new();
+    let mut pos = 0;
+    while c.inbuf.len() - pos >= 2 {
+        let len = usize::from(u16::from_be_bytes([c.inbuf[pos], c.inbuf[pos + 1]]));
+        if len > MAX_TCP_FRAME || c.inbuf.len() - pos < 2 + len {
+            break;
+        }
+        frames.push(c.inbuf[pos + 2..pos + 2 + len].to_vec());
+        pos += 2 + len;
+    }
+    c.inbuf.drain(..pos);
+    for f in frames {
+        let Some(r) = get(base, h) else { return };
+        let exact = r.opts.randomize_case;
+        if f.len() < wire::HEADER_LEN {
+            continue;
+        }
+        let id = u16::from_be_bytes([f[0], f[1]]);
+        let Some(&key) = r.ids.get(&id) else { continue };
+        let Some(q) = r.reqs.get(key) else { continue };
+        if q.via != (Via::Tcp { server }) || !wire::question_matches(&f, &q.query, q.qend, exact) {
+            continue;
+        }
+        let parsed = wire::parse_response_for(&f, Some(q.names.at(q.name_idx)));
+        handle_response(base, h, key, server, parsed);
+    }
+}

@@ -1,0 +1,482 @@
+//! The TLS filter: an `openssl::ssl::SslStream` over an in-memory
+//! transport, driven by the filter hook of `oxevent-bufferevent`.
+//!
+//! Ciphertext read by the underlying bufferevent is moved (without a copy)
+//! into the transport's receive buffer, where OpenSSL reads it; what
+//! OpenSSL writes lands in the transport's send buffer, which is moved
+//! (without a copy) to the underlying output. Plaintext is decrypted
+//! straight into the space reserved at the end of the filter's input, and
+//! encrypted from the output in pieces of up to 16 KiB, so that each
+//! `SSL_write` makes one full record.
+
+use std::any::Any;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+
+use openssl::error::ErrorStack;
+use openssl::ssl::{ErrorCode, Ssl, SslStream};
+use oxevent_bufferevent::bufferevent::{Filter, FilterCtx};
+use oxevent_bufferevent::{BevEvent, BevFlags, Buffer, FilterResult, FlushMode};
+use oxevent_core::fdio;
+
+use crate::{SslFlags, TlsState};
+
+/// The largest TLS record payload: each `SSL_write` gets at most this.
+pub(crate) const RECORD: usize = 16 * 1024;
+
+thread_local! {
+    /// Where records are decrypted before their plaintext is added to an
+    /// input: one record's worth per thread, not per connection.
+    static PLAIN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Ciphertext allowed to wait in the underlying output before encryption
+/// stops until it drains (the write side's backpressure).
+const MAX_PENDING_OUT: usize = 256 * 1024;
+
+/// The in-memory transport OpenSSL reads from and writes to.
+///
+/// In socket mode it also holds a duplicate of the socket: while nothing
+/// waits in the underlying output, records are sent straight from
+/// OpenSSL's buffer (`send`), saving a copy and an allocation per record;
+/// whatever the socket does not take goes to `tx`, and from there to the
+/// underlying output, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Mem {
+    rx: Buffer,
+    tx: Buffer,
+    sock: Option<OwnedFd>,
+    /// Sending straight to `sock` keeps the order (set before each step).
+    direct: bool,
+}
+
+impl Read for Mem {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.rx.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.rx.remove(buf).map_err(io::Error::other)
+    }
+}
+
+impl Write for Mem {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut rest = buf;
+        if self.direct && self.tx.is_empty() {
+            if let Some(fd) = &self.sock {
+                // Full, not connected yet, or failing: what is left goes
+                // through the socket bufferevent (which reports any error).
+                if let Ok(n) = fdio::send(fd.as_fd(), buf) {
+                    rest = &buf[n.min(buf.len())..];
+                }
+            }
+            if !rest.is_empty() {
+                self.direct = false;
+            }
+        }
+        if !rest.is_empty() {
+            self.tx.add(rest).map_err(io::Error::other)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Why a TLS bufferevent reported an error (`bufferevent_get_openssl_error`).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// OpenSSL failed (handshake, verification, a bad record...): its error,
+    /// with the OpenSSL error stack in [`openssl::ssl::Error::ssl_error`].
+    Ssl(openssl::ssl::Error),
+    /// Setting up OpenSSL failed.
+    Stack(ErrorStack),
+    /// The peer closed the connection without a close_notify alert, and
+    /// dirty shutdowns are not allowed.
+    UnexpectedEof,
+    /// The peer closed the connection during the handshake.
+    HandshakeEof,
+    /// The transport failed under TLS (the underlying bufferevent's error).
+    Transport,
+}
+
+impl TlsError {
+    /// The OpenSSL error stack, when OpenSSL produced the error.
+    #[must_use]
+    pub fn error_stack(&self) -> Option<&ErrorStack> {
+        match self {
+            TlsError::Ssl(e) => e.ssl_error(),
+            TlsError::Stack(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsError::Ssl(e) => write!(f, "TLS error: {e}"),
+            TlsError::Stack(e) => write!(f, "OpenSSL error: {e}"),
+            TlsError::UnexpectedEof => f.write_str("the peer closed without close_notify"),
+            TlsError::HandshakeEof => f.write_str("the peer closed during the TLS handshake"),
+            TlsError::Transport => f.write_str("the transport under TLS failed"),
+        }
+    }
+}
+
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TlsError::Ssl(e) => Some(e),
+            TlsError::Stack(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Handshaking,
+    Open,
+    Failed,
+}
+
+/// The filter object behind a TLS bufferevent.
+pub(crate) struct TlsFilter {
+    pub(crate) stream: SslStream<Mem>,
+    phase: Phase,
+    pub(crate) flags: SslFlags,
+    pub(crate) error: Option<TlsError>,
+    /// The last `SSL_read` wanted more ciphertext and none came since:
+    /// nothing can be decrypted until the underlying bufferevent reads.
+    starved: bool,
+    /// A close_notify came from the peer (EOF was reported).
+    peer_closed: bool,
+    /// We sent our close_notify.
+    closed: bool,
+    /// The state it was created in.
+    pub(crate) initial: TlsState,
+}
+
+impl fmt::Debug for TlsFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsFilter")
+            .field("phase", &self.phase)
+            .field("flags", &self.flags)
+            .field("peer_closed", &self.peer_closed)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsFilter {
+    pub(crate) fn new(mut ssl: Ssl, state: TlsState) -> Result<Self, ErrorStack> {
+        match state {
+            TlsState::Connecting => ssl.set_connect_state(),
+            TlsState::Accepting => ssl.set_accept_state(),
+            TlsState::Open => {}
+        }
+        let stream = SslStream::new(ssl, Mem::default())?;
+        Ok(Self {
+            stream,
+            phase: if state == TlsState::Open {
+                Phase::Open
+            } else {
+                Phase::Handshaking
+            },
+            flags: SslFlags::empty(),
+            error: None,
+            starved: false,
+            peer_closed: false,
+            closed: false,
+            initial: state,
+        })
+    }
+
+    /// Gives the transport the socket (a duplicate of the underlying
+    /// socket bufferevent's fd) to send records on directly.
+    pub(crate) fn set_socket(&mut self, fd: OwnedFd) {
+        self.stream.get_mut().sock = Some(fd);
+    }
+
+    /// Allows direct sends for the next step if nothing waits below.
+    fn prepare(&mut self, cx: &FilterCtx<'_>) {
+        let mem = self.stream.get_mut();
+        mem.direct = mem.sock.is_some() && cx.under_output.is_empty() && mem.tx.is_empty();
+    }
+
+    /// Whether the handshake completed.
+    pub(crate) fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// Starts the handshake (a client's ClientHello goes out).
+    pub(crate) fn start(&mut self, cx: &mut FilterCtx<'_>) {
+        self.prepare(cx);
+        if self.phase == Phase::Handshaking {
+            self.handshake(cx);
+        }
+        self.flush_tx(cx);
+    }
+
+    /// Moves what OpenSSL wrote to the underlying output.
+    fn flush_tx(&mut self, cx: &mut FilterCtx<'_>) {
+        let tx = &mut self.stream.get_mut().tx;
+        if !tx.is_empty() && cx.under_output.add_buffer(tx).is_err() {
+            self.fail_with(cx, TlsError::Transport, BevFlags::WRITING);
+        }
+    }
+
+    fn fail_with(&mut self, cx: &mut FilterCtx<'_>, e: TlsError, dir: BevFlags) {
+        if self.phase != Phase::Failed {
+            self.phase = Phase::Failed;
+            self.error = Some(e);
+            cx.report(dir | BevFlags::ERROR, None);
+        }
+    }
+
+    fn handshake(&mut self, cx: &mut FilterCtx<'_>) {
+        match self.stream.do_handshake() {
+            Ok(()) => {
+                self.phase = Phase::Open;
+                cx.report(BevFlags::CONNECTED, None);
+            }
+            Err(e) if e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE => {}
+            Err(e) => {
+                self.flush_tx(cx); // the alert, if any
+                self.fail_with(cx, TlsError::Ssl(e), BevFlags::empty());
+            }
+        }
+    }
+
+    /// Decrypts into the input, within the read budget.
+    fn read_app(&mut self, cx: &mut FilterCtx<'_>) {
+        let mut budget = cx.read_budget();
+        while budget > 0 && !self.peer_closed && self.phase == Phase::Open {
+            let pending = self.stream.ssl().pending();
+            if pending == 0 && self.stream.get_ref().rx.is_empty() {
+                // Nothing to decrypt: no need to ask (nor to make room).
+                self.starved = true;
+                break;
+            }
+            // A record's worth, or what is left of the decrypted one.
+            let want = budget.min(if pending > 0 { pending } else { RECORD });
+            let got = PLAIN.with(|plain| match plain.try_borrow_mut() {
+                // Decrypt into the thread's scratch, then copy what came into
+                // the input: the input's segment is allocated after OpenSSL
+                // freed its record buffer, and reuses that memory.
+                Ok(mut plain) => {
+                    if plain.len() < RECORD {
+                        plain.resize(RECORD, 0);
+                    }
+                    let n = want.min(RECORD);
+                    let r = self.stream.ssl_read(&mut plain[..n]);
+                    if let Ok(k) = r {
+                        if cx.input.add(&plain[..k]).is_err() {
+                            return Err(None);
+                        }
+                    }
+                    r.map_err(Some)
+                }
+                // Not reached (nothing re-enters here); decrypt in place.
+                Err(_) => {
+                    if cx.input.expand(want).is_err() {
+                        return Err(None);
+                    }
+                    let res = {
+                        let mut r = cx.input.reserve(want).map_err(|_| None)?;
+                        let Some(slice) = r.first_mut() else {
+                            return Err(None);
+                        };
+                        let n = want.min(slice.len());
+                        self.stream.ssl_read(&mut slice[..n])
+                    };
+                    match res {
+                        Ok(k) => cx.input.commit(k).map(|()| k).map_err(|_| None),
+                        Err(e) => Err(Some(e)),
+                    }
+                }
+            });
+            match got {
+                Ok(n) => {
+                    budget -= n.min(budget);
+                    if n == 0 {
+                        break;
+                    }
+                }
+                Err(None) => {
+                    self.fail_with(cx, TlsError::Transport, BevFlags::READING);
+                    return;
+                }
+                Err(Some(e)) if e.code() == ErrorCode::WANT_READ => {
+                    self.starved = true;
+                    break;
+                }
+                Err(Some(e)) if e.code() == ErrorCode::WANT_WRITE => break,
+                Err(Some(e)) if e.code() == ErrorCode::ZERO_RETURN => {
+                    self.peer_closed = true;
+                    cx.report(BevFlags::READING | BevFlags::EOF, None);
+                    break;
+                }
+                Err(Some(e)) => {
+                    self.flush_tx(cx);
+                    self.fail_with(cx, TlsError::Ssl(e), BevFlags::READING);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Encrypts the output, one record per `SSL_write`.
+    fn write_app(&mut self, cx: &mut FilterCtx<'_>) {
+        while self.phase == Phase::Open
+            && !self.closed
+            && !cx.output.is_empty()
+            && cx.under_output.len() < MAX_PENDING_OUT
+        {
+            let n = cx.output.len().min(RECORD);
+            let res = match cx.output.pullup(n) {
+                Ok(chunk) => self.stream.ssl_write(chunk),
+                Err(_) => {
+                    self.fail_with(cx, TlsError::Transport, BevFlags::WRITING);
+                    return;
+                }
+            };
+            match res {
+                Ok(w) => {
+                    let _ = cx.output.drain(w);
+                }
+                Err(e) if e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE => {
+                    break;
+                }
+                Err(e) => {
+                    self.flush_tx(cx);
+                    self.fail_with(cx, TlsError::Ssl(e), BevFlags::WRITING);
+                    return;
+                }
+            }
+            self.flush_tx(cx);
+        }
+    }
+
+    /// Sends close_notify (once).
+    pub(crate) fn shutdown(&mut self, cx: &mut FilterCtx<'_>) {
+        self.prepare(cx);
+        if self.phase == Phase::Open && !self.closed {
+            self.write_app(cx);
+            self.closed = true;
+            let _ = self.stream.shutdown();
+            self.flush_tx(cx);
+        }
+    }
+}
+
+impl Filter for TlsFilter {
+    fn on_input(&mut self, cx: &mut FilterCtx<'_>) -> FilterResult {
+        self.prepare(cx);
+        if !cx.under_input.is_empty() {
+            let rx = &mut self.stream.get_mut().rx;
+            if self.phase == Phase::Failed {
+                let _ = cx.under_input.clear();
+                return FilterResult::Ok;
+            }
+            if rx.add_buffer(cx.under_input).is_err() {
+                self.fail_with(cx, TlsError::Transport, BevFlags::READING);
+                return FilterResult::Ok;
+            }
+            self.starved = false;
+        }
+        if self.phase == Phase::Handshaking {
+            self.handshake(cx);
+        }
+        if self.phase == Phase::Open {
+            self.read_app(cx);
+            // Data queued during the handshake, or a post-handshake reply.
+            self.write_app(cx);
+            if cx.mode == FlushMode::Finished {
+                self.shutdown(cx);
+            }
+        }
+        self.flush_tx(cx);
+        FilterResult::Ok
+    }
+
+    fn on_output(&mut self, cx: &mut FilterCtx<'_>) -> FilterResult {
+        self.prepare(cx);
+        if self.phase == Phase::Failed {
+            // Nothing can be sent any more.
+            let _ = cx.output.clear();
+            return FilterResult::Ok;
+        }
+        self.write_app(cx);
+        if cx.mode == FlushMode::Finished {
+            self.shutdown(cx);
+        }
+        self.flush_tx(cx);
+        FilterResult::Ok
+    }
+
+    fn on_event(&mut self, cx: &mut FilterCtx<'_>, ev: BevEvent) -> Option<BevEvent> {
+        self.prepare(cx);
+        let what = ev.what;
+        if what.contains(BevFlags::CONNECTED) {
+            // The transport is up; the handshake (already started) says when
+            // TLS is.
+            return None;
+        }
+        if what.contains(BevFlags::EOF) {
+            // Decrypt what is left before deciding.
+            if self.phase == Phase::Open {
+                self.read_app(cx);
+            }
+            return match self.phase {
+                Phase::Failed => None,
+                Phase::Handshaking => {
+                    self.fail_with(cx, TlsError::HandshakeEof, BevFlags::READING);
+                    None
+                }
+                Phase::Open if self.peer_closed => None,
+                Phase::Open if self.flags.contains(SslFlags::DIRTY_SHUTDOWN) => {
+                    self.peer_closed = true;
+                    Some(ev)
+                }
+                Phase::Open => {
+                    self.fail_with(cx, TlsError::UnexpectedEof, BevFlags::READING);
+                    None
+                }
+            };
+        }
+        if what.contains(BevFlags::ERROR) && self.phase != Phase::Failed {
+            self.phase = Phase::Failed;
+            self.error = Some(TlsError::Transport);
+        }
+        Some(ev)
+    }
+
+    fn wants_input(&self) -> bool {
+        self.phase == Phase::Handshaking
+    }
+
+    fn pending_input(&self) -> bool {
+        self.phase == Phase::Open && !self.peer_closed && !self.starved
+    }
+
+    fn on_free(&mut self, under_output: &mut Buffer) {
+        if self.phase == Phase::Open && !self.closed {
+            self.closed = true;
+            let mem = self.stream.get_mut();
+            mem.direct = mem.sock.is_some() && under_output.is_empty() && mem.tx.is_empty();
+            let _ = self.stream.shutdown();
+            let tx = &mut self.stream.get_mut().tx;
+            let _ = under_output.add_buffer(tx);
+        }
+    }
+
+    fn as_any(&mut self) -> &mut dyn Any {
+        self
+    }
+}
