@@ -924,7 +924,7 @@ fn median(values: &mut [f64]) -> f64 {
 /// Whether a bigger value of a metric in `unit` is better: rates (`*_per_s`, e.g. the echo
 /// throughput in `MB_per_s`). Every other unit is a time or a size, where lower is better.
 fn higher_is_better(unit: &str) -> bool {
-    unit.ends_with("_per_s")
+    unit == "per_s" || unit.ends_with("_per_s")
 }
 
 /// The comparison table: one row per (cfg, metric), the median of each implementation, and
