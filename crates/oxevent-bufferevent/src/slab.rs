@@ -21,6 +21,13 @@ struct Entry<T> {
     value: Option<T>,
 }
 
+impl std::fmt::Display for Key {
+    /// `INDEXvGENERATION`, for handles' `Debug` output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}v{}", self.idx, self.generation)
+    }
+}
+
 /// The slab.
 #[derive(Debug)]
 pub struct Slab<T> {

@@ -11,7 +11,7 @@ use oxevent_core::EventBase;
 use crate::error::{Error, Result};
 use crate::record::RecordType;
 use crate::resolver::{Answer, DnsBase, QueryFlags, Request, get};
-use crate::slab::Key;
+use oxevent_bufferevent::slab::Key;
 
 /// getaddrinfo flags (libevent's `EVUTIL_AI_*`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -47,7 +47,6 @@ mod record;
 mod resolver;
 mod rng;
 mod server;
-mod slab;
 pub mod wire;
 
 pub use config::{

@@ -21,8 +21,8 @@ use crate::config::{ConfParts, Hosts, Options, ResolvConf, parse_nameserver, rev
 use crate::error::{Error, Result};
 use crate::record::{RData, Record, RecordType};
 use crate::rng::Rng;
-use crate::slab::{Key, Slab};
 use crate::wire;
+use oxevent_bufferevent::slab::{Key, Slab};
 
 /// What a resolve request calls with its outcome, on the loop's thread.
 pub type ResolveCallback = Box<dyn FnOnce(&mut EventBase, Result<Answer>)>;

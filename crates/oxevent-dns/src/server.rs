@@ -16,8 +16,8 @@ use oxevent_core::{Event, EventBase, What};
 
 use crate::config::reverse_name;
 use crate::record::{CLASS_IN, Question, RData, Rcode, Record, RecordType};
-use crate::slab::{Key, Slab};
 use crate::wire;
+use oxevent_bufferevent::slab::{Key, Slab};
 
 /// Header flags a response may set (`evdns_server_request_set_flags`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

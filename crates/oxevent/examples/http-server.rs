@@ -15,8 +15,9 @@
 //!   port through `SO_REUSEPORT`: the kernel spreads connections over them.
 //! - Prints `listening on http://ADDR` once bound; SIGINT or SIGTERM drains the servers
 //!   (requests in flight finish) and exits.
-//! - `--tls-cert F --tls-key F` are accepted for HTTPS, which needs the `openssl` feature and
-//!   the TLS crate's server API; without them it says so and exits.
+//! - `--tls-cert F --tls-key F` serve HTTPS instead (PEM files), through a bufferevent
+//!   factory that wraps each accepted socket in a TLS bufferevent; this needs the `openssl`
+//!   feature (`--features extra,openssl`), and without it the program says so and exits.
 
 use std::fs::File;
 use std::io;
@@ -196,16 +197,49 @@ fn serve(base: &mut EventBase, root: &Path, mut req: Request) {
     }
 }
 
+/// The TLS server context, when HTTPS was asked for and is built in.
+#[cfg(feature = "openssl")]
+type Tls = Option<oxevent::openssl::openssl::ssl::SslAcceptor>;
+/// Without the `openssl` feature there is no context; the type stays `Clone` (not `Copy`) as
+/// the real one is.
+#[cfg(not(feature = "openssl"))]
+type Tls = Option<std::sync::Arc<()>>;
+
+/// Makes each accepted socket a TLS bufferevent, in the accepting state.
+#[cfg(feature = "openssl")]
+fn use_tls(base: &mut EventBase, server: Server, tls: Tls) -> io::Result<()> {
+    use oxevent::bufferevent::BevOptions;
+    use oxevent::openssl::{TlsState, server_ssl, socket_new};
+    let Some(acceptor) = tls else { return Ok(()) };
+    server.set_bevcb(base, move |base, fd| {
+        let ssl = server_ssl(&acceptor).map_err(io::Error::other)?;
+        socket_new(
+            base,
+            Some(fd),
+            ssl,
+            TlsState::Accepting,
+            BevOptions::CLOSE_ON_FREE,
+        )
+    })
+}
+
+#[cfg(not(feature = "openssl"))]
+fn use_tls(_base: &mut EventBase, _server: Server, _tls: Tls) -> io::Result<()> {
+    Ok(())
+}
+
 /// One server on this thread's base; returns when a signal has drained it.
 fn run_server(
     addr: SocketAddr,
     root: PathBuf,
     reuseport: bool,
+    tls: Tls,
     ready: mpsc::Sender<io::Result<SocketAddr>>,
 ) -> io::Result<()> {
     let mut base = EventBase::new()?;
     let server = Server::new(&mut base);
     server.set_gencb(&mut base, move |base, req| serve(base, &root, req))?;
+    use_tls(&mut base, server, tls)?;
     let mut options = ListenerOptions::REUSEABLE;
     if reuseport {
         options |= ListenerOptions::REUSEABLE_PORT;
@@ -239,16 +273,29 @@ fn run_server(
     Ok(())
 }
 
-fn main() -> io::Result<()> {
-    let args = parse_args()?;
-    if args.tls.is_some() {
-        if cfg!(feature = "openssl") {
-            eprintln!("http-server: HTTPS is not wired to the TLS crate yet");
-        } else {
-            eprintln!("http-server: built without TLS support (enable the `openssl` feature)");
-        }
+/// The server context for `--tls-cert` / `--tls-key`.
+#[cfg(feature = "openssl")]
+fn tls_context(files: Option<&(PathBuf, PathBuf)>) -> io::Result<Tls> {
+    let Some((cert, key)) = files else {
+        return Ok(None);
+    };
+    oxevent::openssl::server_acceptor(cert, key)
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("TLS: {e}")))
+}
+
+#[cfg(not(feature = "openssl"))]
+fn tls_context(files: Option<&(PathBuf, PathBuf)>) -> io::Result<Tls> {
+    if files.is_some() {
+        eprintln!("http-server: built without TLS support (enable the `openssl` feature)");
         std::process::exit(2);
     }
+    Ok(None)
+}
+
+fn main() -> io::Result<()> {
+    let args = parse_args()?;
+    let tls = tls_context(args.tls.as_ref())?;
     let root = args.docroot.canonicalize().map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -260,9 +307,9 @@ fn main() -> io::Result<()> {
     let reuseport = args.threads > 1;
     let mut addr = args.addr;
     for i in 0..args.threads {
-        let (tx, root) = (tx.clone(), root.clone());
+        let (tx, root, ctx) = (tx.clone(), root.clone(), tls.clone());
         threads.push(std::thread::spawn(move || {
-            run_server(addr, root, reuseport, tx)
+            run_server(addr, root, reuseport, ctx, tx)
         }));
         // The first server picks the port (for port 0); the others share it.
         let local = rx
@@ -270,7 +317,8 @@ fn main() -> io::Result<()> {
             .map_err(|_| io::Error::other("server thread died"))??;
         if i == 0 {
             addr = local;
-            println!("listening on http://{local}");
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            println!("listening on {scheme}://{local}");
         }
     }
     let mut result = Ok(());

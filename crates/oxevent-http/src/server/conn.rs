@@ -25,12 +25,12 @@ use oxevent_core::{Event, EventBase, What};
 
 use super::request::{Body, BodyEvent, Request, Responder};
 use super::route::{self, Target};
-use super::slab::Key;
 use super::{Route, ServerError, servers, stale};
 use crate::proto::{
     BodyDecoder, BodyKind, ChunkHeader, Headers, LAST_CHUNK, Method, ParseError, RequestHead,
     RequestParser, Status, Version, encode_response_head, list_elements, reason_phrase,
 };
+use oxevent_bufferevent::slab::Key;
 
 /// The most requests handled in one read callback before the rest waits for the next loop
 /// iteration (so that one pipelining client cannot starve the others).
@@ -155,8 +155,9 @@ pub(crate) fn accept(
         },
         None => BufferEvent::socket(base, Some(fd), BevOptions::CLOSE_ON_FREE),
     };
+    // A factory that fails (say, a TLS context error) drops the socket: the client sees the
+    // connection close.
     let Ok(bev) = bev else {
-        tracing_note("bufferevent factory failed");
         return;
     };
     let ckey = servers(base).conns.insert(Conn {
@@ -219,9 +220,6 @@ pub(crate) fn accept(
         arm(base, ckey, idle);
     }
 }
-
-/// A no-op hook where a log line would go; the crate has no logging dependency yet.
-fn tracing_note(_what: &str) {}
 
 /// Arms the connection's timer for `t` (or disarms it).
 fn arm(base: &mut EventBase, ckey: Key, t: Option<Duration>) {
@@ -766,6 +764,13 @@ fn close_or_linger(base: &mut EventBase, ckey: Key, linger: bool) {
 
 fn on_event(base: &mut EventBase, ckey: Key, ev: BevEvent) {
     let Some(c) = conn(base, ckey) else { return };
+    if !ev
+        .what
+        .intersects(BevFlags::EOF | BevFlags::ERROR | BevFlags::TIMEOUT)
+    {
+        // `CONNECTED`: a TLS bufferevent finished its handshake.
+        return;
+    }
     if !ev.what.contains(BevFlags::EOF) {
         // An error or a write timeout: nothing more can be said to this client.
         free_conn(base, ckey);

@@ -91,7 +91,6 @@
 mod conn;
 mod request;
 mod route;
-mod slab;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -112,7 +111,7 @@ use crate::proto::{HttpDate, Limits, Method};
 pub use oxevent_bufferevent::FileSegment;
 pub use request::{Body, BodyEvent, Request, Responder};
 
-use slab::{Key, Slab};
+use oxevent_bufferevent::slab::{Key, Slab};
 
 /// A request handler: runs with the base and the request.
 pub(crate) type Handler = Rc<RefCell<dyn FnMut(&mut EventBase, Request)>>;
@@ -378,7 +377,7 @@ pub struct Server {
 
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Server({}v{})", self.key.idx, self.key.generation)
+        write!(f, "Server({})", self.key)
     }
 }
 
@@ -489,7 +488,7 @@ impl Server {
         self.data(base)?;
         let conns: Vec<Key> = servers(base)
             .conns
-            .keys()
+            .iter()
             .filter(|(_, c)| c.server == self.key)
             .map(|(k, _)| k)
             .collect();
@@ -504,7 +503,7 @@ impl Server {
             let _ = b.listener.free(base);
         }
         // Forget it as a virtual host of any other server.
-        let keys: Vec<Key> = servers(base).servers.keys().map(|(k, _)| k).collect();
+        let keys: Vec<Key> = servers(base).servers.keys();
         for k in keys {
             if let Some(s) = servers(base).servers.get_mut(k) {
                 s.vhosts.retain(|(_, v)| *v != self.key);
@@ -1102,7 +1101,7 @@ impl Server {
         }
         let conns: Vec<Key> = servers(base)
             .conns
-            .keys()
+            .iter()
             .filter(|(_, c)| c.server == self.key)
             .map(|(k, _)| k)
             .collect();

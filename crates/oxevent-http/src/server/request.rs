@@ -13,8 +13,8 @@ use oxevent_core::EventBase;
 use super::ServerError;
 use super::conn;
 use super::route;
-use super::slab::Key;
 use crate::proto::{Headers, Method, ParseError, RequestHead, Version};
+use oxevent_bufferevent::slab::Key;
 
 /// Bodies up to this size are copied next to the reply head (one segment, one `writev`
 /// slice); larger ones go to the socket by reference.
@@ -379,11 +379,7 @@ pub struct Responder {
 
 impl fmt::Debug for Responder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Responder({}v{}#{})",
-            self.conn.idx, self.conn.generation, self.seq
-        )
+        write!(f, "Responder({}#{})", self.conn, self.seq)
     }
 }
 

@@ -3,9 +3,9 @@
 
 use std::borrow::Cow;
 
-use super::slab::Key;
 use super::{Route, Servers};
 use crate::proto::{Method, RequestHead};
+use oxevent_bufferevent::slab::Key;
 
 /// Matches `text` against a glob `pattern` (`*`: any run, `?`: any one byte), ASCII
 /// case-insensitively, with backtracking to the last star only (linear per star).

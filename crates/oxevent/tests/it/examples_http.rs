@@ -146,6 +146,7 @@ fn http_server_with_two_threads_shares_the_port() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[cfg(not(feature = "openssl"))]
 #[test]
 fn http_server_tls_flags_without_tls_support() {
     let out = Command::new(example("http-server"))
@@ -161,8 +162,45 @@ fn http_server_tls_flags_without_tls_support() {
         .expect("spawn");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("built without TLS support") || err.contains("not wired"),
-        "{err}"
+    assert!(err.contains("built without TLS support"), "{err}");
+}
+
+#[cfg(feature = "openssl")]
+#[test]
+fn http_server_over_tls_with_curl() {
+    let dir = docroot("tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{made:?}");
+    let cert_s = cert.to_string_lossy().into_owned();
+    let key_s = key.to_string_lossy().into_owned();
+    let (guard, url) = start(
+        &dir.join("root"),
+        &["--tls-cert", &cert_s, "--tls-key", &key_s],
     );
+    assert!(url.starts_with("https://"), "{url}");
+    let (code, body) = curl(&["-k", &format!("{url}/hello.txt")]);
+    assert_eq!(
+        (code.as_str(), &body[..]),
+        ("200", &b"hello from a file\n"[..])
+    );
+    let (code, body) = curl(&["-k", &format!("{url}/sub/big.bin")]);
+    assert_eq!(code, "200");
+    assert_eq!(body.len(), 3 << 20);
+    stop(guard);
+    let _ = std::fs::remove_dir_all(&dir);
 }

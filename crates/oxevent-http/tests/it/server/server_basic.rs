@@ -527,3 +527,51 @@ fn an_acceptor_thread_hands_sockets_to_a_worker_base() {
     }
     acceptor.join().unwrap();
 }
+
+#[test]
+fn routes_and_virtual_hosts_can_be_removed_and_the_server_freed() {
+    let _w = Watchdog::new("removal", LIMIT);
+    let server = TestServer::start(|base, server| {
+        server
+            .set_cb(base, "/a", |base, req| {
+                req.send_reply(base, 200, "a").unwrap()
+            })
+            .unwrap();
+        assert_eq!(
+            server
+                .set_cb(base, "/a", |base, req| req
+                    .send_reply(base, 200, "again")
+                    .unwrap())
+                .unwrap_err()
+                .kind(),
+            std::io::ErrorKind::AlreadyExists
+        );
+        server.set_default_content_type(base, None).unwrap();
+        let v = Server::new(base);
+        v.set_cb(base, "/a", |base, req| {
+            req.send_reply(base, 200, "v").unwrap()
+        })
+        .unwrap();
+        server.add_virtual_host(base, "v.test", v).unwrap();
+        server.remove_virtual_host(base, v).unwrap();
+        assert!(server.remove_virtual_host(base, v).is_err());
+    });
+    let get = |host: &str| {
+        exchange_to_close(
+            &server,
+            format!("GET /a HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+    };
+    let text = get("v.test");
+    assert!(text.ends_with("\r\n\r\na"), "{text}");
+    assert_eq!(header(&text, "content-type"), None);
+    server.on_loop(|base, s| s.del_cb(base, "/a").unwrap());
+    assert_eq!(status(&get("x")), 404);
+    let addr = server.addr;
+    server.on_loop(|base, s| {
+        s.free(base).unwrap();
+        assert!(!s.is_valid(base));
+        assert!(s.free(base).is_err());
+    });
+    assert!(std::net::TcpStream::connect(addr).is_err());
+}

@@ -177,3 +177,48 @@ fn http10_streaming_reply_is_close_delimited() {
         "{text}"
     );
 }
+
+#[test]
+fn an_early_reply_to_a_streamed_upload_closes_after_it() {
+    let _w = Watchdog::new("early reply", LIMIT);
+    let server = TestServer::start(|base, server| {
+        server.set_max_body_size(base, 1 << 30).unwrap();
+        server
+            .set_streaming_cb(base, "/up", |base, req| {
+                // Refuse at once, without reading the body.
+                req.send_reply(base, 403, "no thanks").unwrap();
+            })
+            .unwrap();
+    });
+    let mut s = server.connect();
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+        .unwrap();
+    let _ = s.write_all(&[b'u'; 100_000]);
+    let got = super::harness::read_to_close(&mut s).expect("closed after the reply");
+    let text = String::from_utf8_lossy(&got);
+    assert_eq!(status(&text), 403, "{text}");
+    assert_eq!(header(&text, "connection"), Some("close"));
+    assert!(text.ends_with("no thanks"));
+}
+
+#[test]
+fn head_of_a_streamed_reply_has_no_body() {
+    let _w = Watchdog::new("head stream", LIMIT);
+    let server = TestServer::start(|base, server| {
+        server
+            .set_cb(base, "/s", |base, req| {
+                let r = req.send_reply_start(base, 200).unwrap();
+                r.send_chunk(base, "ignored for HEAD").unwrap();
+                r.send_end(base).unwrap();
+            })
+            .unwrap();
+    });
+    let mut s = server.connect();
+    s.write_all(b"HEAD /s HTTP/1.1\r\nHost: x\r\n\r\nGET /s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let got = super::harness::read_to_close(&mut s).expect("closed");
+    let text = String::from_utf8_lossy(&got);
+    // The HEAD answer is a head alone; the GET that follows is chunked.
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text}");
+    assert_eq!(text.matches("ignored for HEAD").count(), 1, "{text}");
+}
