@@ -6,16 +6,25 @@
 //! oxevent-core  <-  oxevent-ratelim  <-  oxevent-bufferevent  <-  oxevent-http
 //! ```
 //!
-//! The server and the client will sit above `oxevent-bufferevent`: each connection is a
-//! `BufferEvent`, and this crate turns the bytes in its buffers into requests and responses.
+//! The server and the client sit above `oxevent-bufferevent`: each connection is a
+//! `BufferEvent` (a socket, or a TLS bufferevent for HTTPS), and this crate turns the bytes in
+//! its buffers into requests and responses.
 //!
-//! # What exists so far
+//! # Modules
 //!
-//! Only the [`proto`] module: the HTTP/1.1 message-head parser, the body framing (decoders for
-//! `Content-Length`, chunked and close-delimited bodies) and the encoders, as pure logic over
-//! byte slices, with no I/O and no event loop. It is strict in the ways RFC 9110 and RFC 9112
-//! allow (and request smuggling demands), and every parser in it has limits ([`proto::Limits`]).
-//! The server, the client and the URI functions come later and will be built on it.
+//! - [`server`]: `evhttp`. Routes, virtual hosts, full and streaming (chunked) replies, streamed
+//!   request bodies with backpressure, pipelining, limits and timeouts on everything, graceful
+//!   drain, one server per thread with `SO_REUSEPORT`.
+//! - [`client`]: `evhttp_connection` and `evhttp_make_request`. Keep-alive, opt-in pipelining,
+//!   retries with backoff, timeouts, cancel, whole or streamed responses, typed errors; HTTPS
+//!   with the `openssl` feature.
+//! - [`uri`]: `evhttp_uri_*` (RFC 3986 parse and join), percent encoding, query strings, HTML
+//!   escaping.
+//! - [`proto`]: the HTTP/1.1 message-head parser, the body framing (decoders for
+//!   `Content-Length`, chunked and close-delimited bodies) and the encoders, as pure logic over
+//!   byte slices. It is strict in the ways RFC 9110 and RFC 9112 allow (and request smuggling
+//!   demands), and every parser in it has limits ([`proto::Limits`]). It is the only module
+//!   that touches `httparse`.
 //!
 //! # Example
 //!
@@ -40,7 +49,8 @@
 //!
 //! # Feature flags
 //!
-//! None yet.
+//! - `openssl`: HTTPS for the client (through `oxevent-openssl`, verification on by default).
+//!   The server speaks HTTPS through its bufferevent factory ([`server::Server::set_bevcb`]).
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

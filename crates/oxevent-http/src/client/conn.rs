@@ -21,12 +21,12 @@ use oxevent_core::{Event, EventBase, What};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::request::{ChunkFn, ClientError, CompleteFn, Flow, HeadFn, Response, TimeoutKind};
-use super::slab::{Key, Slab};
 use super::{BevFactory, Connection, RequestHandle};
 use crate::proto::{
     BodyDecoder, EncodeError, Headers, Limits, Method, ResponseHead, ResponseParser, Status,
     Version, encode_chunk, encode_last_chunk, encode_request_head,
 };
+use oxevent_bufferevent::slab::{Key, Slab};
 
 /// The longest a retry backoff grows to.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
@@ -138,6 +138,31 @@ pub(crate) struct ConnState {
     /// The current socket is a `CONNECT` tunnel: what was sent on it must not be re-sent
     /// elsewhere.
     tunnel: bool,
+    /// HTTPS: TLS goes over each new socket.
+    #[cfg(feature = "openssl")]
+    pub(crate) tls: Option<super::TlsConfig>,
+    /// `bev` is a TLS bufferevent (TLS is up, or its handshake is running).
+    #[cfg(feature = "openssl")]
+    secured: bool,
+}
+
+impl ConnState {
+    /// Whether the current bufferevent is a TLS one.
+    fn secured(&self) -> bool {
+        #[cfg(feature = "openssl")]
+        return self.secured;
+        #[cfg(not(feature = "openssl"))]
+        return false;
+    }
+
+    /// The port a `Host` header leaves out: 443 for HTTPS, 80 otherwise.
+    fn default_port(&self) -> u16 {
+        #[cfg(feature = "openssl")]
+        if self.tls.is_some() {
+            return 443;
+        }
+        80
+    }
 }
 
 #[derive(Default)]
@@ -202,6 +227,10 @@ pub(crate) fn create(
         connects: 0,
         reused: false,
         tunnel: false,
+        #[cfg(feature = "openssl")]
+        tls: None,
+        #[cfg(feature = "openssl")]
+        secured: false,
     };
     let key = base.extension::<Conns>().slab.insert(st);
     let _ = base.free(kick_ev);
@@ -234,7 +263,7 @@ pub(crate) fn kick(base: &mut EventBase, key: Key) {
     let _ = base.activate(ev, What::TIMEOUT, 1);
 }
 
-fn host_header(target: &Target) -> String {
+fn host_header(target: &Target, default_port: u16) -> String {
     match target {
         Target::Tcp { host, port } => {
             let h = if host.contains(':') && !host.starts_with('[') {
@@ -242,7 +271,7 @@ fn host_header(target: &Target) -> String {
             } else {
                 host.clone()
             };
-            if *port == 80 {
+            if *port == default_port {
                 h
             } else {
                 format!("{h}:{port}")
@@ -262,7 +291,8 @@ pub(crate) fn make_request(
         return Err(ClientError::QueueFull);
     }
     if !req.headers.contains("host") {
-        req.headers.append("Host", host_header(&st.target));
+        req.headers
+            .append("Host", host_header(&st.target, st.default_port()));
     }
     let chunked = framing(&mut req)?;
     let mut wire = Vec::with_capacity(256 + req.body.len());
@@ -435,6 +465,13 @@ pub(crate) fn is_connected(base: &mut EventBase, key: Key) -> Option<bool> {
     get(base, key).map(|st| st.phase == Phase::Connected)
 }
 
+/// The current bufferevent if it is a TLS one.
+#[cfg(feature = "openssl")]
+pub(crate) fn tls_bev(base: &mut EventBase, key: Key) -> io::Result<Option<BufferEvent>> {
+    let st = state(base, key)?;
+    Ok(st.bev.filter(|_| st.secured))
+}
+
 pub(crate) fn apply_timeouts(base: &mut EventBase, key: Key) {
     update_timeouts(base, key);
 }
@@ -505,7 +542,13 @@ fn start_connect(base: &mut EventBase, key: Key) {
         return;
     }
     match get(base, key) {
-        Some(st) => st.bev = Some(bev),
+        Some(st) => {
+            st.bev = Some(bev);
+            #[cfg(feature = "openssl")]
+            {
+                st.secured = false;
+            }
+        }
         None => {
             let _ = bev.free(base);
             return;
@@ -539,7 +582,7 @@ fn start_connect(base: &mut EventBase, key: Key) {
             Ok(sock) => {
                 let r = bev.setfd(base, sock.into());
                 match r {
-                    Ok(()) => connected(base, key),
+                    Ok(()) => transport_up(base, key),
                     Err(e) => connect_failed(base, key, ClientError::Connect(Arc::new(e))),
                 }
             }
@@ -571,8 +614,17 @@ pub(crate) fn adopt(base: &mut EventBase, key: Key, bev: BufferEvent) -> io::Res
     }
     let write_timeout = st.cfg.write_timeout;
     hook(base, key, bev, write_timeout)?;
+    #[cfg(feature = "openssl")]
+    let secured = {
+        use oxevent_openssl::SslBufferEvent;
+        bev.is_handshake_done(base).is_ok()
+    };
     let st = state(base, key)?;
     st.bev = Some(bev);
+    #[cfg(feature = "openssl")]
+    {
+        st.secured = secured;
+    }
     st.connects += 1;
     connected(base, key);
     Ok(())
@@ -641,6 +693,43 @@ fn on_connect_timeout(base: &mut EventBase, key: Key) {
         _ => return,
     }
     connect_failed(base, key, ClientError::Timeout(TimeoutKind::Connect));
+}
+
+/// The socket is connected: for HTTPS, TLS starts over it (the connection is connected
+/// once the handshake is done); otherwise the connection is connected.
+fn transport_up(base: &mut EventBase, key: Key) {
+    #[cfg(feature = "openssl")]
+    {
+        let Some(st) = get(base, key) else { return };
+        if let (Some(cfg), false, Some(plain)) = (st.tls.clone(), st.secured, st.bev) {
+            let host = match &st.target {
+                Target::Tcp { host, .. } => host
+                    .strip_prefix('[')
+                    .and_then(|h| h.strip_suffix(']'))
+                    .unwrap_or(host)
+                    .to_owned(),
+                Target::Unix(_) => "localhost".to_owned(),
+            };
+            let write_timeout = st.cfg.write_timeout;
+            match super::tls::wrap(base, &cfg, &host, plain) {
+                Ok(bev) => {
+                    let Some(st) = get(base, key) else {
+                        let _ = bev.free(base);
+                        return;
+                    };
+                    // The TLS bufferevent owns the socket's now.
+                    st.bev = Some(bev);
+                    st.secured = true;
+                    if let Err(e) = hook(base, key, bev, write_timeout) {
+                        connect_failed(base, key, ClientError::Connect(Arc::new(e)));
+                    }
+                }
+                Err(e) => connect_failed(base, key, ClientError::Tls(Arc::new(e))),
+            }
+            return;
+        }
+    }
+    connected(base, key);
 }
 
 fn connected(base: &mut EventBase, key: Key) {
@@ -758,16 +847,18 @@ fn on_bev_event(base: &mut EventBase, key: Key, bev: BufferEvent, ev: BevEvent) 
     if st.bev != Some(bev) {
         return;
     }
-    let phase = st.phase;
+    let (phase, secured) = (st.phase, st.secured());
     if ev.what.contains(BevFlags::CONNECTED) {
         if phase == Phase::Connecting {
-            connected(base, key);
+            transport_up(base, key);
         }
         return;
     }
     if phase == Phase::Connecting {
         let err = if ev.what.contains(BevFlags::TIMEOUT) {
             ClientError::Timeout(TimeoutKind::Connect)
+        } else if secured {
+            tls_handshake_error(base, bev)
         } else {
             let e = match (ev.io_error(), bev.dns_error(base).ok().flatten()) {
                 (_, Some(dns)) => io::Error::new(io::ErrorKind::NotFound, dns),
@@ -795,11 +886,58 @@ fn on_bev_event(base: &mut EventBase, key: Key, bev: BufferEvent, ev: BevEvent) 
     } else if ev.what.contains(BevFlags::EOF) {
         on_eof(base, key);
     } else if ev.what.contains(BevFlags::ERROR) {
+        #[cfg(feature = "openssl")]
+        if secured {
+            match super::tls::session_error(base, bev) {
+                Some(super::tls::SessionError::DirtyClose) => {
+                    server_closed(base, key, false);
+                    return;
+                }
+                Some(super::tls::SessionError::Failed(f)) => {
+                    conn_failed(base, key, ClientError::Tls(Arc::new(f)));
+                    return;
+                }
+                None => {}
+            }
+        }
         let e = ev
             .io_error()
             .unwrap_or_else(|| io::Error::other("connection error"));
         conn_failed(base, key, ClientError::BufferError(Arc::new(e)));
     }
+}
+
+/// Why the TLS handshake on `bev` failed.
+#[cfg(feature = "openssl")]
+fn tls_handshake_error(base: &mut EventBase, bev: BufferEvent) -> ClientError {
+    ClientError::Tls(Arc::new(super::tls::handshake_failure(base, bev)))
+}
+
+#[cfg(not(feature = "openssl"))]
+fn tls_handshake_error(_: &mut EventBase, _: BufferEvent) -> ClientError {
+    ClientError::Connect(Arc::new(io::Error::other("connect failed")))
+}
+
+/// Whether a body delimited by the close may end with a close that is not clean (a TLS
+/// connection closed without close_notify).
+fn truncation_allowed(st: &ConnState) -> bool {
+    #[cfg(feature = "openssl")]
+    if st.secured {
+        return st
+            .tls
+            .as_ref()
+            .is_none_or(super::TlsConfig::allows_truncation);
+    }
+    let _ = st;
+    true
+}
+
+/// The error of a body cut short by a close that is not clean.
+fn truncated() -> ClientError {
+    #[cfg(feature = "openssl")]
+    return ClientError::Tls(Arc::new(super::TlsFailure::Truncated));
+    #[cfg(not(feature = "openssl"))]
+    return ClientError::Eof;
 }
 
 fn on_readable(base: &mut EventBase, key: Key) {
@@ -1055,7 +1193,15 @@ fn fail_front(base: &mut EventBase, key: Key, err: ClientError) {
 
 /// The server closed the connection.
 fn on_eof(base: &mut EventBase, key: Key) {
+    server_closed(base, key, true);
+}
+
+/// The server closed the connection, cleanly or not (`clean` is false for a TLS connection
+/// closed without close_notify, which may end a body delimited by the close only if the
+/// configuration allows truncation).
+fn server_closed(base: &mut EventBase, key: Key, clean: bool) {
     let Some(st) = get(base, key) else { return };
+    let may_end = clean || truncation_allowed(st);
     if st.in_flight.is_empty() {
         // An idle keep-alive connection closed by the server.
         let notes = close_socket(base, key);
@@ -1065,6 +1211,7 @@ fn on_eof(base: &mut EventBase, key: Key) {
     }
     if let Some(Reader::Body(dec)) = &mut st.reader {
         match dec.finish() {
+            Ok(()) if !may_end => fail_front(base, key, truncated()),
             Ok(()) => {
                 complete_front(base, key);
                 // Whatever was pipelined behind it went back to the queue.

@@ -47,12 +47,24 @@
 //!
 //! # HTTPS
 //!
+//! With the `openssl` feature, `Connection::new_https` (or [`Connection::for_uri`] with an
+//! `https://` URI) makes a connection that speaks TLS: each socket is connected as for HTTP,
+//! then a TLS client is put over it (a filter bufferevent of `oxevent-openssl`), and requests
+//! go out once the handshake is done. The server's certificate is verified against the
+//! trusted roots of the `TlsConfig` (the system's by default, plus a CA file with
+//! `TlsConfig::with_ca_file`) and its name against the host, which is also sent as SNI;
+//! turning verification off takes an explicit `TlsConfig::insecure`. TLS failures reach
+//! the requests as `ClientError::Tls`, with OpenSSL's error stack and the certificate
+//! check's result. A body delimited by the connection's close must end with TLS's
+//! close_notify, or the request fails (`TlsConfig::allow_truncation` relaxes this). The
+//! connect timeout covers the handshake too.
+//!
 //! Each connection attempt gets its bufferevent from a factory
 //! ([`Connection::with_factory`]); the default makes a plain socket bufferevent. The factory
 //! must return a socket-kind bufferevent without an fd, which the connection then connects
-//! (as libevent's `evhttp_connection_base_bufferevent_new` does with its `bev`). A bufferevent
-//! connected (and handshaken) beforehand can be handed over with
-//! [`Connection::from_bufferevent`].
+//! (as libevent's `evhttp_connection_base_bufferevent_new` does with its `bev`); with
+//! `Connection::set_tls` TLS then goes over it. A bufferevent connected (and handshaken)
+//! beforehand can be handed over with [`Connection::from_bufferevent`].
 //!
 //! # Example
 //!
@@ -75,7 +87,8 @@
 
 mod conn;
 mod request;
-mod slab;
+#[cfg(feature = "openssl")]
+mod tls;
 
 use std::fmt;
 use std::io;
@@ -91,8 +104,11 @@ use crate::uri::Uri;
 
 pub use request::{ChunkFn, ClientError, CompleteFn, Flow, HeadFn, Request, Response, TimeoutKind};
 
+#[cfg(feature = "openssl")]
+pub use tls::{TlsConfig, TlsFailure};
+
 use conn::{Target, state};
-use slab::Key;
+use oxevent_bufferevent::slab::Key;
 
 /// Makes the bufferevent for one connection attempt: a socket-kind bufferevent with no fd
 /// yet, which the connection connects (see the [module docs](self#https)).
@@ -112,7 +128,7 @@ pub struct Connection {
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Connection({}v{})", self.key.idx, self.key.generation)
+        write!(f, "Connection({})", self.key)
     }
 }
 
@@ -168,8 +184,57 @@ impl Connection {
         )
     }
 
+    /// An HTTPS connection to `host` and `port` (443 is HTTPS's usual port): as
+    /// [`new`](Self::new), with TLS over each socket, set up as `tls` says (the server's
+    /// certificate and name verified, unless [`TlsConfig::insecure`]). libevent builds this
+    /// from `evhttp_connection_base_bufferevent_new` and a `bufferevent_openssl` factory.
+    #[cfg(feature = "openssl")]
+    #[doc(alias = "evhttp_connection_base_bufferevent_new")]
+    pub fn new_https(base: &mut EventBase, host: &str, port: u16, tls: TlsConfig) -> Self {
+        let conn = Self::new(base, host, port);
+        if let Some(st) = conn::get(base, conn.key) {
+            st.tls = Some(tls);
+        }
+        conn
+    }
+
+    /// Speaks TLS (`Some`) or not (`None`) from the next socket on: TLS goes over the socket
+    /// each connect attempt makes (the factory's, with [`with_factory`](Self::with_factory)),
+    /// and the `Host` header leaves out port 443 instead of 80.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for a freed connection.
+    #[cfg(feature = "openssl")]
+    pub fn set_tls(self, base: &mut EventBase, tls: Option<TlsConfig>) -> io::Result<()> {
+        state(base, self.key)?.tls = tls;
+        Ok(())
+    }
+
+    /// The TLS session of the current socket, for its peer certificate, cipher, protocol or
+    /// ALPN; `None` when no TLS socket is open (or its handshake is not done).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for a freed connection.
+    #[cfg(feature = "openssl")]
+    pub fn tls_session(
+        self,
+        base: &mut EventBase,
+    ) -> io::Result<Option<&oxevent_openssl::openssl::ssl::SslRef>> {
+        use oxevent_openssl::SslBufferEvent;
+        let Some(bev) = conn::tls_bev(base, self.key)? else {
+            return Ok(None);
+        };
+        if !bev.is_handshake_done(base)? {
+            return Ok(None);
+        }
+        bev.ssl(base).map(Some)
+    }
+
     /// A connection to `host` and `port` whose bufferevents come from `factory`
-    /// (`evhttp_connection_base_bufferevent_new`); for HTTPS.
+    /// (`evhttp_connection_base_bufferevent_new`): to set socket options, rate limits...
+    /// With the `openssl` feature, `set_tls` puts TLS over them.
     #[doc(alias = "evhttp_connection_base_bufferevent_new")]
     pub fn with_factory(base: &mut EventBase, host: &str, port: u16, factory: BevFactory) -> Self {
         Self::with_target(
@@ -218,20 +283,72 @@ impl Connection {
     /// [`UriFlags::UNIX_SOCKET`](crate::uri::UriFlags::UNIX_SOCKET)), or its host and port
     /// (80 by default). Requests then use [`Uri::request_target`] as their target.
     ///
+    /// With the `openssl` feature an `https://` URI gives an HTTPS connection (port 443 by
+    /// default) with the default `TlsConfig`: the system's roots, verification on;
+    /// `for_uri_with_tls` takes another configuration.
+    ///
     /// # Errors
     ///
-    /// `InvalidInput` for a URI with neither host nor Unix socket, or with a scheme other
-    /// than `http` (HTTPS needs [`with_factory`](Self::with_factory)).
+    /// `InvalidInput` for a URI with neither host nor Unix socket, with a scheme other than
+    /// `http` (or `https` with the `openssl` feature), or `https` with a Unix socket; for
+    /// HTTPS, OpenSSL's error setting up the context.
     pub fn for_uri(base: &mut EventBase, uri: &Uri) -> io::Result<Self> {
+        #[cfg(feature = "openssl")]
+        if uri
+            .scheme()
+            .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+        {
+            let tls = TlsConfig::new().map_err(io::Error::other)?;
+            return Self::for_uri_with_tls(base, uri, tls);
+        }
         if uri
             .scheme()
             .is_some_and(|s| !s.eq_ignore_ascii_case("http"))
         {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "only http:// URIs have a plain connection",
+                "only http:// (and, with the openssl feature, https://) URIs are supported",
             ));
         }
+        Self::plain_for_uri(base, uri)
+    }
+
+    /// An HTTPS connection for `uri`, an `https://` URI (port 443 by default), with TLS set
+    /// up as `tls` says.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a URI whose scheme is not `https`, that names no host, or that
+    /// names a Unix socket.
+    #[cfg(feature = "openssl")]
+    pub fn for_uri_with_tls(base: &mut EventBase, uri: &Uri, tls: TlsConfig) -> io::Result<Self> {
+        if !uri
+            .scheme()
+            .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not an https:// URI",
+            ));
+        }
+        if uri.unix_socket().is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "HTTPS over a Unix socket is not supported",
+            ));
+        }
+        match uri.host_unbracketed() {
+            Some(host) if !host.is_empty() => {
+                Ok(Self::new_https(base, host, uri.port().unwrap_or(443), tls))
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the URI names no host",
+            )),
+        }
+    }
+
+    fn plain_for_uri(base: &mut EventBase, uri: &Uri) -> io::Result<Self> {
         if let Some(path) = uri.unix_socket() {
             return Ok(Self::new_unix(base, path));
         }

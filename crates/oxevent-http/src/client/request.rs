@@ -69,6 +69,11 @@ pub enum ClientError {
     /// The connection's request queue is full
     /// ([`Connection::set_max_queue`](super::Connection::set_max_queue)).
     QueueFull,
+    /// TLS failed on an HTTPS connection: the handshake (an untrusted certificate, a name
+    /// that does not match), the session, or a body cut short (see
+    /// [`TlsFailure`](super::TlsFailure)).
+    #[cfg(feature = "openssl")]
+    Tls(Arc<super::TlsFailure>),
 }
 
 impl fmt::Display for ClientError {
@@ -87,6 +92,8 @@ impl fmt::Display for ClientError {
             Self::Closed => f.write_str("connection freed"),
             Self::InvalidRequest(e) => write!(f, "invalid request: {e}"),
             Self::QueueFull => f.write_str("request queue full"),
+            #[cfg(feature = "openssl")]
+            Self::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -97,6 +104,8 @@ impl std::error::Error for ClientError {
             Self::InvalidHeader(e) | Self::InvalidBody(e) | Self::DataTooLong(e) => Some(e),
             Self::BufferError(e) | Self::Connect(e) => Some(&**e),
             Self::InvalidRequest(e) => Some(e),
+            #[cfg(feature = "openssl")]
+            Self::Tls(e) => Some(&**e),
             _ => None,
         }
     }

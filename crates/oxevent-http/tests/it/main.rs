@@ -7,6 +7,8 @@
 //! - `proto_model`: properties (incremental equals whole, encode then parse is identity).
 
 mod client;
+#[cfg(feature = "openssl")]
+mod client_https;
 mod proto_chunked;
 mod proto_encode;
 mod proto_head;

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use oxevent::openssl::openssl::ssl::{SslConnector, SslMethod};
 
-use crate::examples::{example, wait_bounded};
+use crate::examples::example;
+#[cfg(feature = "extra")]
+use crate::examples::wait_bounded;
 
 /// A self-signed certificate for `localhost` and 127.0.0.1 (its own CA),
 /// made with the `openssl` command in a private directory removed on drop.
@@ -183,6 +185,7 @@ fn le_proxy_speaks_tls_on_the_listening_side() {
 }
 
 /// `openssl s_server -www` on a free port with `cert`.
+#[cfg(feature = "extra")]
 fn s_server(cert: &Cert) -> (Guard, u16) {
     for _ in 0..5 {
         let port = free_port();
@@ -202,6 +205,7 @@ fn s_server(cert: &Cert) -> (Guard, u16) {
     panic!("openssl s_server did not start");
 }
 
+#[cfg(feature = "extra")]
 fn https_client(args: &[&str]) -> std::process::Output {
     let child = Command::new(example("https-client"))
         .args(args)
@@ -212,6 +216,8 @@ fn https_client(args: &[&str]) -> std::process::Output {
     wait_bounded(child, Duration::from_secs(30))
 }
 
+// `https-client` uses the HTTP client (the `extra` feature).
+#[cfg(feature = "extra")]
 #[test]
 fn https_client_fetches_and_verifies() {
     let cert = Cert::new();
