@@ -1,11 +1,26 @@
-//! Test helpers shared by the oxevent crates: loopback socket pairs, a
-//! watchdog that turns a hang into a failure, and bounded waiting.
+//! Test helpers shared by the oxevent crates: loopback socket pairs and free
+//! ports, a watchdog that turns a hang into a failure, bounded waiting,
+//! temporary directories, child processes killed on every path (with their
+//! stdout lines read under a deadline), and, with the `tls` feature, a test
+//! PKI.
 //!
-//! This crate is `publish = false` and depends on nothing but `std`, so any
-//! crate of the workspace can use it as a dev-dependency without a cycle.
-//! Every network helper binds to loopback only, on port 0.
+//! This crate is `publish = false` and depends on nothing but `std` (and the
+//! `openssl` crate with the optional `tls` feature), never on an oxevent
+//! crate, so any crate of the workspace can use it as a dev-dependency
+//! without a cycle. Helpers that need an `EventBase` live in each crate's
+//! tests. Every network helper binds to loopback only, on port 0.
 
 #![forbid(unsafe_code)]
+
+#[cfg(feature = "tls")]
+pub mod pki;
+pub mod process;
+mod temp;
+
+#[cfg(feature = "tls")]
+pub use pki::TestPki;
+pub use process::{ChildGuard, LineChild};
+pub use temp::TempDir;
 
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -42,6 +57,22 @@ pub fn tcp_pair() -> (TcpStream, TcpStream) {
     a.set_nonblocking(true).expect("nonblocking");
     b.set_nonblocking(true).expect("nonblocking");
     (a, b)
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound on port 0, then
+/// released). Another process may take it before the caller binds it, so
+/// callers that hand it to a server retry with a fresh port when the server
+/// fails to start.
+///
+/// # Panics
+///
+/// If loopback networking is unavailable.
+#[must_use]
+pub fn free_port() -> u16 {
+    TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .and_then(|l| l.local_addr())
+        .expect("bind loopback")
+        .port()
 }
 
 /// Reads everything available from a non-blocking reader without blocking.

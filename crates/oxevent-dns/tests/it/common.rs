@@ -1,14 +1,16 @@
 //! Shared helpers: a dnsmasq started on a free loopback port (killed on
-//! drop), a bounded loop runner, free ports.
+//! drop), a bounded loop runner, free ports. (Kill-on-drop guards come from
+//! `oxevent-test-support`.)
 
 use std::cell::RefCell;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use oxevent_core::{EventBase, LoopFlags};
+use oxevent_test_support::ChildGuard;
 
 /// A shared log of callback outcomes.
 pub(crate) type Log<T> = Rc<RefCell<Vec<T>>>;
@@ -23,16 +25,7 @@ pub(crate) fn run_until(
     limit: Duration,
     mut cond: impl FnMut() -> bool,
 ) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        base.run(LoopFlags::ONCE | LoopFlags::NONBLOCK)
-            .expect("loop");
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    cond()
+    run_until_b(base, limit, |_| cond())
 }
 
 /// A free UDP port on 127.0.0.1 (also free for TCP, most likely).
@@ -83,7 +76,7 @@ fd00::1 a.test
 
 /// dnsmasq on 127.0.0.1, killed on drop.
 pub(crate) struct Dnsmasq {
-    child: Child,
+    child: ChildGuard,
     pub(crate) addr: SocketAddr,
     _hosts: TempFile,
 }
@@ -93,29 +86,31 @@ impl Dnsmasq {
         for _ in 0..5 {
             let hosts = TempFile::new("hosts", HOSTS);
             let port = free_port();
-            let child = Command::new("dnsmasq")
-                .args([
-                    "--no-daemon",
-                    "--conf-file=/dev/null",
-                    "--no-resolv",
-                    "--no-hosts",
-                    "--listen-address=127.0.0.1",
-                    "--bind-interfaces",
-                    "--cache-size=1000",
-                    "--local=/test/",
-                    "--cname=alias.test,a.test",
-                    "--cname=alias2.test,alias.test",
-                    "--pid-file=",
-                    "--local-ttl=300",
-                ])
-                .arg(format!("--port={port}"))
-                .arg(format!("--addn-hosts={}", hosts.0.display()))
-                .arg(format!("--user={}", whoami()))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("dnsmasq is installed");
+            let child = ChildGuard::new(
+                Command::new("dnsmasq")
+                    .args([
+                        "--no-daemon",
+                        "--conf-file=/dev/null",
+                        "--no-resolv",
+                        "--no-hosts",
+                        "--listen-address=127.0.0.1",
+                        "--bind-interfaces",
+                        "--cache-size=1000",
+                        "--local=/test/",
+                        "--cname=alias.test,a.test",
+                        "--cname=alias2.test,alias.test",
+                        "--pid-file=",
+                        "--local-ttl=300",
+                    ])
+                    .arg(format!("--port={port}"))
+                    .arg(format!("--addn-hosts={}", hosts.0.display()))
+                    .arg(format!("--user={}", whoami()))
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("dnsmasq is installed"),
+            );
             let mut d = Self {
                 child,
                 addr: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -124,7 +119,7 @@ impl Dnsmasq {
             if d.wait_ready() {
                 return d;
             }
-            // Dropping `d` kills it; try another port.
+            // Dropping `d` kills it (its guard); try another port.
         }
         panic!("dnsmasq did not start")
     }
@@ -139,7 +134,7 @@ impl Dnsmasq {
             0, 1,
         ];
         for _ in 0..50 {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(_)) = self.child.child().try_wait() {
                 return false;
             }
             let _ = u.send_to(&q, self.addr);
@@ -160,23 +155,6 @@ fn whoami() -> String {
     }
 }
 
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A child process killed on drop.
-pub(crate) struct KillOnDrop(pub(crate) Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs `cmd` while turning the loop, until it exits (bounded); returns its
 /// stdout.
 pub(crate) fn run_child_with_loop(base: &mut EventBase, cmd: &mut Command) -> String {
@@ -186,15 +164,15 @@ pub(crate) fn run_child_with_loop(base: &mut EventBase, cmd: &mut Command) -> St
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    let mut guard = KillOnDrop(child);
+    let mut guard = ChildGuard::new(child);
     let mut done = false;
     run_until(base, Duration::from_secs(20), || {
-        done = matches!(guard.0.try_wait(), Ok(Some(_)));
+        done = matches!(guard.child().try_wait(), Ok(Some(_)));
         done
     });
     assert!(done, "the child did not finish");
     let mut out = String::new();
-    if let Some(mut s) = guard.0.stdout.take() {
+    if let Some(mut s) = guard.child().stdout.take() {
         use std::io::Read;
         let _ = s.read_to_string(&mut out);
     }

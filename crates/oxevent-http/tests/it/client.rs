@@ -3,9 +3,8 @@
 //! failure cases: silent servers, dropped connections, malformed responses.
 
 use std::cell::RefCell;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +15,8 @@ use oxevent_core::EventBase;
 use oxevent_http::client::{ClientError, Connection, Flow, Request, Response, TimeoutKind};
 use oxevent_http::proto::Method;
 use oxevent_http::uri::{Uri, UriFlags};
-use oxevent_test_support::Watchdog;
+use oxevent_test_support::process::{python_http_server, python_script_server};
+use oxevent_test_support::{LineChild, TempDir, Watchdog, free_port};
 
 const SCRIPT: &str = r#"
 import http.server, itertools, sys
@@ -74,45 +74,11 @@ print("READY port=%d" % srv.server_address[1], flush=True)
 srv.serve_forever()
 "#;
 
-/// A child process killed (and reaped) on drop, whatever path the test takes.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn script_server() -> (LineChild, u16) {
+    python_script_server(SCRIPT, std::iter::empty::<&str>())
 }
 
-/// Spawns `cmd`, reads its stdout until `port_of` finds the port in a line.
-fn spawn(mut cmd: Command, port_of: impl Fn(&str) -> Option<u16>) -> (Server, u16) {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 runs");
-    let mut server = Server(child);
-    let stdout = server.0.stdout.take().expect("piped");
-    let mut lines = BufReader::new(stdout);
-    for _ in 0..20 {
-        let mut line = String::new();
-        if lines.read_line(&mut line).expect("reads stdout") == 0 {
-            break;
-        }
-        if let Some(port) = port_of(&line) {
-            return (server, port);
-        }
-    }
-    panic!("the server printed no port");
-}
-
-fn script_server() -> (Server, u16) {
-    let mut cmd = Command::new("python3");
-    cmd.arg("-c").arg(SCRIPT);
-    spawn(cmd, |l| l.trim().strip_prefix("READY port=")?.parse().ok())
-}
-
-type Results = Rc<RefCell<Vec<Result<Response, ClientError>>>>;
+pub(crate) type Results = Rc<RefCell<Vec<Result<Response, ClientError>>>>;
 
 /// A completion callback that records its result, and frees `conn` once `expect` results
 /// are in (which lets the loop exit).
@@ -130,9 +96,109 @@ fn record(
     }
 }
 
-fn run(base: &mut EventBase) {
+pub(crate) fn run(base: &mut EventBase) {
     let _w = Watchdog::new("client test loop", Duration::from_secs(60));
     base.dispatch().expect("loop runs");
+}
+
+/// A completion callback, as [`exchange`] hands it to the request it builds.
+type Done = Box<dyn FnOnce(&mut EventBase, Result<Response, ClientError>)>;
+
+/// Makes `n` requests on `conn` in order, request `i` built by `make(i, done)` around a
+/// callback that records its result; runs the loop until all are answered (the connection
+/// is then freed) and returns the results in the order they completed.
+pub(crate) fn exchange(
+    base: &mut EventBase,
+    conn: Connection,
+    n: usize,
+    mut make: impl FnMut(usize, Done) -> Request,
+) -> Vec<Result<Response, ClientError>> {
+    let results: Results = Rc::default();
+    for i in 0..n {
+        conn.make_request(base, make(i, Box::new(record(&results, conn, n))))
+            .unwrap();
+    }
+    run(base);
+    results.take()
+}
+
+/// [`exchange`] with GETs of `targets`.
+pub(crate) fn get_all(
+    base: &mut EventBase,
+    conn: Connection,
+    targets: &[&str],
+) -> Vec<Result<Response, ClientError>> {
+    exchange(base, conn, targets.len(), |i, done| {
+        Request::get(targets[i], done)
+    })
+}
+
+/// [`exchange`] with one request.
+pub(crate) fn one(
+    base: &mut EventBase,
+    conn: Connection,
+    make: impl FnOnce(Done) -> Request,
+) -> Result<Response, ClientError> {
+    let mut make = Some(make);
+    let mut results = exchange(base, conn, 1, |_, done| {
+        (make.take().expect("one request"))(done)
+    });
+    assert_eq!(results.len(), 1, "the request completed");
+    results.remove(0)
+}
+
+/// GETs `first` and, right behind it, `queued`; `first`'s completion callback makes a GET
+/// of `then` (a request made from inside a callback). Runs the loop until all are answered
+/// and returns the results in the order they completed.
+fn get_then(
+    base: &mut EventBase,
+    conn: Connection,
+    first: &str,
+    then: &'static str,
+    queued: &[&str],
+) -> Vec<Result<Response, ClientError>> {
+    let results: Results = Rc::default();
+    let n = 2 + queued.len();
+    let r2 = Rc::clone(&results);
+    conn.make_request(
+        base,
+        Request::get(first, move |base, r| {
+            r2.borrow_mut().push(r);
+            conn.make_request(base, Request::get(then, record(&r2, conn, n)))
+                .unwrap();
+        }),
+    )
+    .unwrap();
+    for t in queued {
+        conn.make_request(base, Request::get(*t, record(&results, conn, n)))
+            .unwrap();
+    }
+    run(base);
+    results.take()
+}
+
+/// A listener on a free loopback port, and the port.
+pub(crate) fn listen() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+/// Sets a short connect timeout on `conn`, whose peer never completes the connection (a
+/// full backlog, a silent TLS server), and checks that a GET fails with it.
+pub(crate) fn assert_connect_times_out(base: &mut EventBase, conn: Connection) {
+    conn.set_connect_timeout(base, Duration::from_millis(100))
+        .unwrap();
+    let r = get_root(base, conn);
+    assert!(
+        matches!(r, Err(ClientError::Timeout(TimeoutKind::Connect))),
+        "{r:?}"
+    );
+}
+
+/// [`one`] with a GET of `/`.
+pub(crate) fn get_root(base: &mut EventBase, conn: Connection) -> Result<Response, ClientError> {
+    one(base, conn, |done| Request::get("/", done))
 }
 
 fn ok(r: &Result<Response, ClientError>) -> &Response {
@@ -148,44 +214,17 @@ fn conn_id(r: &Response) -> String {
 
 #[test]
 fn python_http_server_get_and_head() {
-    let dir = std::env::temp_dir().join(format!("oxevent-httpc-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("httpc");
     std::fs::write(dir.join("a.txt"), b"file contents\n").unwrap();
-    let mut cmd = Command::new("python3");
-    cmd.args([
-        "-u",
-        "-m",
-        "http.server",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--directory",
-    ])
-    .arg(&dir);
-    let (_server, port) = spawn(cmd, |l| {
-        let rest = l.split(" port ").nth(1)?;
-        rest.split_whitespace().next()?.parse().ok()
-    });
+    let (_server, port) = python_http_server(dir.path());
 
     let mut base = EventBase::new().unwrap();
     let conn = Connection::new(&mut base, "127.0.0.1", port);
-    let results: Results = Rc::default();
-    conn.make_request(&mut base, Request::get("/a.txt", record(&results, conn, 3)))
-        .unwrap();
-    conn.make_request(
-        &mut base,
-        Request::new(Method::Head, "/a.txt", record(&results, conn, 3)),
-    )
-    .unwrap();
-    conn.make_request(
-        &mut base,
-        Request::get("/missing", record(&results, conn, 3)),
-    )
-    .unwrap();
-    run(&mut base);
-    let _ = std::fs::remove_dir_all(&dir);
-
-    let results = results.borrow();
+    let results = exchange(&mut base, conn, 3, |i, done| match i {
+        0 => Request::get("/a.txt", done),
+        1 => Request::new(Method::Head, "/a.txt", done),
+        _ => Request::get("/missing", done),
+    });
     assert_eq!(results.len(), 3);
     let get = ok(&results[0]);
     assert_eq!(get.code(), 200);
@@ -203,22 +242,8 @@ fn keep_alive_reuses_one_connection() {
     let (_server, port) = script_server();
     let mut base = EventBase::new().unwrap();
     let conn = Connection::new(&mut base, "127.0.0.1", port);
-    let results: Results = Rc::default();
     // One request now, one queued behind it, one made from the first one's callback.
-    let r2 = Rc::clone(&results);
-    conn.make_request(
-        &mut base,
-        Request::get("/hello", move |base, r| {
-            r2.borrow_mut().push(r);
-            conn.make_request(base, Request::get("/hello", record(&r2, conn, 3)))
-                .unwrap();
-        }),
-    )
-    .unwrap();
-    conn.make_request(&mut base, Request::get("/hello", record(&results, conn, 3)))
-        .unwrap();
-    run(&mut base);
-    let results = results.borrow();
+    let results = get_then(&mut base, conn, "/hello", "/hello", &["/hello"]);
     assert_eq!(results.len(), 3);
     for r in results.iter() {
         assert_eq!(ok(r).body(), b"Hello, World!");
@@ -232,21 +257,11 @@ fn head_and_post() {
     let (_server, port) = script_server();
     let mut base = EventBase::new().unwrap();
     let conn = Connection::new(&mut base, "127.0.0.1", port);
-    let results: Results = Rc::default();
-    conn.make_request(
-        &mut base,
-        Request::new(Method::Head, "/big?5000", record(&results, conn, 3)),
-    )
-    .unwrap();
-    conn.make_request(
-        &mut base,
-        Request::new(Method::Post, "/submit", record(&results, conn, 3)).body(b"abc".to_vec()),
-    )
-    .unwrap();
-    conn.make_request(&mut base, Request::get("/hello", record(&results, conn, 3)))
-        .unwrap();
-    run(&mut base);
-    let results = results.borrow();
+    let results = exchange(&mut base, conn, 3, |i, done| match i {
+        0 => Request::new(Method::Head, "/big?5000", done),
+        1 => Request::new(Method::Post, "/submit", done).body(b"abc".to_vec()),
+        _ => Request::get("/hello", done),
+    });
     let head = ok(&results[0]);
     assert_eq!(head.header("Content-Length"), Some("5000"));
     assert!(head.body().is_empty());
@@ -269,13 +284,7 @@ fn connection_close_reconnects_and_calls_closecb() {
     let c2 = Rc::clone(&closes);
     conn.set_closecb(&mut base, move |_, _| *c2.borrow_mut() += 1)
         .unwrap();
-    let results: Results = Rc::default();
-    conn.make_request(&mut base, Request::get("/close", record(&results, conn, 2)))
-        .unwrap();
-    conn.make_request(&mut base, Request::get("/hello", record(&results, conn, 2)))
-        .unwrap();
-    run(&mut base);
-    let results = results.borrow();
+    let results = get_all(&mut base, conn, &["/close", "/hello"]);
     assert_eq!(ok(&results[0]).body(), b"bye");
     assert_eq!(ok(&results[1]).body(), b"Hello, World!");
     assert_ne!(conn_id(ok(&results[0])), conn_id(ok(&results[1])));
@@ -288,16 +297,9 @@ fn pipelined_requests_answer_in_order() {
     let mut base = EventBase::new().unwrap();
     let conn = Connection::new(&mut base, "127.0.0.1", port);
     conn.set_pipelining(&mut base, 4).unwrap();
-    let results: Results = Rc::default();
-    for i in 0..10 {
-        conn.make_request(
-            &mut base,
-            Request::get(format!("/echo-path?{i}"), record(&results, conn, 10)),
-        )
-        .unwrap();
-    }
-    run(&mut base);
-    let results = results.borrow();
+    let results = exchange(&mut base, conn, 10, |i, done| {
+        Request::get(format!("/echo-path?{i}"), done)
+    });
     assert_eq!(results.len(), 10);
     for (i, r) in results.iter().enumerate() {
         assert_eq!(ok(r).body(), format!("/echo-path?{i}").as_bytes());
@@ -309,8 +311,7 @@ fn pipelined_requests_answer_in_order() {
 /// pipelines gets its responses.
 #[test]
 fn pipelining_really_sends_ahead() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = listen();
     let server = thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -335,19 +336,12 @@ fn pipelining_really_sends_ahead() {
     let mut base = EventBase::new().unwrap();
     let conn = Connection::new(&mut base, "127.0.0.1", port);
     conn.set_pipelining(&mut base, 3).unwrap();
-    let results: Results = Rc::default();
-    for i in 0..3 {
-        conn.make_request(
-            &mut base,
-            Request::get(format!("/{i}"), record(&results, conn, 3)),
-        )
-        .unwrap();
-    }
-    run(&mut base);
+    let results = exchange(&mut base, conn, 3, |i, done| {
+        Request::get(format!("/{i}"), done)
+    });
     let sent = server.join().unwrap();
     assert!(sent.starts_with("GET /0 HTTP/1.1\r\n"));
     assert_eq!(count(sent.as_bytes(), b"Host: 127.0.0.1:"), 3);
-    let results = results.borrow();
     let bodies: Vec<&[u8]> = results.iter().map(|r| ok(r).body()).collect();
     assert_eq!(bodies, [b"r0", b"r1", b"r2"]);
 }
@@ -406,8 +400,7 @@ fn chunked_response_streamed_with_backpressure() {
 
 /// Accepts connections and never answers; keeps them open until the test ends.
 fn silent_listener() -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = listen();
     let accepted = Arc::new(AtomicUsize::new(0));
     let a2 = Arc::clone(&accepted);
     thread::spawn(move || {
@@ -431,31 +424,19 @@ fn read_timeout_against_a_silent_server() {
     let conn = Connection::new(&mut base, "127.0.0.1", port);
     conn.set_read_timeout(&mut base, Duration::from_millis(100))
         .unwrap();
-    let results: Results = Rc::default();
-    conn.make_request(&mut base, Request::get("/", record(&results, conn, 1)))
-        .unwrap();
-    run(&mut base);
-    let results = results.borrow();
+    let r = get_root(&mut base, conn);
     assert!(
-        matches!(results[0], Err(ClientError::Timeout(TimeoutKind::Read))),
-        "{:?}",
-        results[0]
+        matches!(r, Err(ClientError::Timeout(TimeoutKind::Read))),
+        "{r:?}"
     );
 }
 
 #[test]
 fn connect_refused_is_a_connect_error() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let mut base = EventBase::new().unwrap();
     let conn = Connection::new(&mut base, "127.0.0.1", port);
-    let results: Results = Rc::default();
-    conn.make_request(&mut base, Request::get("/", record(&results, conn, 1)))
-        .unwrap();
-    run(&mut base);
-    match &results.borrow()[0] {
+    match &get_root(&mut base, conn) {
         Err(ClientError::Connect(e)) => {
             assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
         }
@@ -467,19 +448,15 @@ fn connect_refused_is_a_connect_error() {
 fn unresolvable_host_is_a_connect_error() {
     let mut base = EventBase::new().unwrap();
     let conn = Connection::new(&mut base, "no-such-host.invalid", 80);
-    let results: Results = Rc::default();
-    conn.make_request(&mut base, Request::get("/", record(&results, conn, 1)))
-        .unwrap();
-    run(&mut base);
-    assert!(matches!(results.borrow()[0], Err(ClientError::Connect(_))));
+    assert!(matches!(
+        get_root(&mut base, conn),
+        Err(ClientError::Connect(_))
+    ));
 }
 
 #[test]
 fn connect_retries_with_backoff_then_fail() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let mut base = EventBase::new().unwrap();
     let conn = Connection::new(&mut base, "127.0.0.1", port);
     conn.set_retries(&mut base, 3).unwrap();
@@ -506,8 +483,7 @@ fn connect_retries_with_backoff_then_fail() {
 /// A raw server: the first connection reads a request and closes without a word; the
 /// second answers.
 fn drop_first_then_answer() -> (u16, thread::JoinHandle<usize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = listen();
     let h = thread::spawn(move || {
         let mut n = 0;
         for stream in listener.incoming().take(2) {
@@ -558,11 +534,7 @@ fn idempotent_request_retried_after_a_dropped_connection() {
     conn.set_retries(&mut base, 1).unwrap();
     conn.set_initial_retry(&mut base, Duration::from_millis(1))
         .unwrap();
-    let results: Results = Rc::default();
-    conn.make_request(&mut base, Request::get("/", record(&results, conn, 1)))
-        .unwrap();
-    run(&mut base);
-    assert_eq!(ok(&results.borrow()[0]).body(), b"ok");
+    assert_eq!(ok(&get_root(&mut base, conn)).body(), b"ok");
     assert_eq!(server.join().unwrap(), 2, "the server saw two connections");
 }
 
@@ -571,20 +543,12 @@ fn dropped_connection_without_retries_is_eof() {
     let (port, _server) = drop_first_then_answer();
     let mut base = EventBase::new().unwrap();
     let conn = Connection::new(&mut base, "127.0.0.1", port);
-    let results: Results = Rc::default();
     // POST is not idempotent: never retried after it was sent, even with retries set.
     conn.set_retries(&mut base, 2).unwrap();
-    conn.make_request(
-        &mut base,
-        Request::new(Method::Post, "/", record(&results, conn, 1)).body(b"x".to_vec()),
-    )
-    .unwrap();
-    run(&mut base);
-    assert!(
-        matches!(results.borrow()[0], Err(ClientError::Eof)),
-        "{:?}",
-        results.borrow()[0]
-    );
+    let r = one(&mut base, conn, |done| {
+        Request::new(Method::Post, "/", done).body(b"x".to_vec())
+    });
+    assert!(matches!(r, Err(ClientError::Eof)), "{r:?}");
 }
 
 #[test]
@@ -653,13 +617,8 @@ fn body_and_header_limits_give_typed_errors() {
     let conn = Connection::new(&mut base, "127.0.0.1", port);
     conn.set_max_body_size(&mut base, 100).unwrap();
     conn.set_max_headers_size(&mut base, 1024).unwrap();
-    let results: Results = Rc::default();
-    for target in ["/big?1000", "/chunked?40", "/bighead?4000", "/big?100"] {
-        conn.make_request(&mut base, Request::get(target, record(&results, conn, 4)))
-            .unwrap();
-    }
-    run(&mut base);
-    let results = results.borrow();
+    let targets = ["/big?1000", "/chunked?40", "/bighead?4000", "/big?100"];
+    let results = get_all(&mut base, conn, &targets);
     for r in &results[..3] {
         assert!(matches!(r, Err(ClientError::DataTooLong(_))), "{r:?}");
     }
@@ -669,8 +628,7 @@ fn body_and_header_limits_give_typed_errors() {
 
 /// One raw connection answering every request with `reply`, then closing.
 fn raw_reply(reply: &'static [u8]) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = listen();
     thread::spawn(move || {
         for stream in listener.incoming().take(4) {
             let Ok(mut s) = stream else { return };
@@ -708,12 +666,7 @@ fn malformed_responses_are_errors_not_panics() {
         let port = raw_reply(reply);
         let mut base = EventBase::new().unwrap();
         let conn = Connection::new(&mut base, "127.0.0.1", port);
-        let results: Results = Rc::default();
-        conn.make_request(&mut base, Request::get("/", record(&results, conn, 1)))
-            .unwrap();
-        run(&mut base);
-        let results = results.borrow();
-        match &results[0] {
+        match &get_root(&mut base, conn) {
             Err(e) => assert!(check(e), "{:?}: {e:?}", String::from_utf8_lossy(reply)),
             Ok(r) => panic!("{:?} accepted: {r:?}", String::from_utf8_lossy(reply)),
         }
@@ -725,13 +678,9 @@ fn close_delimited_body_ends_at_eof() {
     let port = raw_reply(b"HTTP/1.0 200 OK\r\nX: y\r\n\r\nuntil the end");
     let mut base = EventBase::new().unwrap();
     let conn = Connection::new(&mut base, "127.0.0.1", port);
-    let results: Results = Rc::default();
-    conn.make_request(&mut base, Request::get("/", record(&results, conn, 1)))
-        .unwrap();
-    run(&mut base);
     // The raw server closes after its reply only when its thread moves on: it does, for
     // the next accept.
-    assert_eq!(ok(&results.borrow()[0]).body(), b"until the end");
+    assert_eq!(ok(&get_root(&mut base, conn)).body(), b"until the end");
 }
 
 #[test]
@@ -814,18 +763,14 @@ fn unix_socket_connection() {
     .unwrap();
     let conn = Connection::for_uri(&mut base, &uri).unwrap();
     assert_eq!(conn.peer(&mut base).unwrap().0, path.display().to_string());
-    let results: Results = Rc::default();
-    conn.make_request(
-        &mut base,
-        Request::get(uri.request_target(), record(&results, conn, 1)),
-    )
-    .unwrap();
-    run(&mut base);
+    let r = one(&mut base, conn, |done| {
+        Request::get(uri.request_target(), done)
+    });
     let sent = server.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(sent.starts_with("GET /x?y=1 HTTP/1.1\r\n"), "{sent}");
     assert!(sent.contains("Host: localhost\r\n"));
-    assert_eq!(ok(&results.borrow()[0]).body(), b"unix");
+    assert_eq!(ok(&r).body(), b"unix");
 }
 
 /// A listener whose accept queue is full drops further SYNs (Linux), so a connect to it
@@ -851,18 +796,7 @@ fn connect_timeout_against_a_full_backlog() {
     assert!(!fillers.is_empty());
     let mut base = EventBase::new().unwrap();
     let conn = Connection::new(&mut base, "127.0.0.1", addr.port());
-    conn.set_connect_timeout(&mut base, Duration::from_millis(100))
-        .unwrap();
-    let results: Results = Rc::default();
-    conn.make_request(&mut base, Request::get("/", record(&results, conn, 1)))
-        .unwrap();
-    run(&mut base);
-    let results = results.borrow();
-    assert!(
-        matches!(results[0], Err(ClientError::Timeout(TimeoutKind::Connect))),
-        "{:?}",
-        results[0]
-    );
+    assert_connect_times_out(&mut base, conn);
     drop(fillers);
 }
 
@@ -870,8 +804,7 @@ fn connect_timeout_against_a_full_backlog() {
 /// request is sent again on a fresh connection, even with no retries set.
 #[test]
 fn stale_keep_alive_connection_is_retried_once() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = listen();
     let server = thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -889,32 +822,16 @@ fn stale_keep_alive_connection_is_retried_once() {
     });
     let mut base = EventBase::new().unwrap();
     let conn = Connection::new(&mut base, "127.0.0.1", port);
-    let results: Results = Rc::default();
-    let r2 = Rc::clone(&results);
-    conn.make_request(
-        &mut base,
-        Request::get("/1", move |base, r| {
-            r2.borrow_mut().push(r);
-            conn.make_request(base, Request::get("/2", record(&r2, conn, 2)))
-                .unwrap();
-        }),
-    )
-    .unwrap();
-    run(&mut base);
+    let results = get_then(&mut base, conn, "/1", "/2", &[]);
     server.join().unwrap();
-    let results = results.borrow();
     assert_eq!(ok(&results[0]).body(), b"first");
     assert_eq!(ok(&results[1]).body(), b"second");
 }
 
 #[test]
 fn local_address_and_port_are_bound() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let local_port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let (listener, port) = listen();
+    let local_port = free_port();
     let server = thread::spawn(move || {
         let (mut s, peer) = listener.accept().unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -929,11 +846,7 @@ fn local_address_and_port_are_bound() {
     conn.set_local_address(&mut base, Some("127.0.0.1".parse().unwrap()))
         .unwrap();
     conn.set_local_port(&mut base, Some(local_port)).unwrap();
-    let results: Results = Rc::default();
-    conn.make_request(&mut base, Request::get("/", record(&results, conn, 1)))
-        .unwrap();
-    run(&mut base);
-    assert_eq!(ok(&results.borrow()[0]).code(), 204);
+    assert_eq!(ok(&get_root(&mut base, conn)).code(), 204);
     let peer = server.join().unwrap();
     assert_eq!(peer.port(), local_port);
     assert!(Connection::for_uri(&mut base, &Uri::parse("ftp://h/").unwrap()).is_err());
@@ -952,19 +865,13 @@ fn write_timeout_against_a_server_that_does_not_read() {
     let conn = Connection::new(&mut base, "127.0.0.1", port);
     conn.set_write_timeout(&mut base, Duration::from_millis(100))
         .unwrap();
-    let results: Results = Rc::default();
     let body = vec![b'x'; 64 * 1024 * 1024];
-    conn.make_request(
-        &mut base,
-        Request::new(Method::Put, "/", record(&results, conn, 1)).body(body),
-    )
-    .unwrap();
-    run(&mut base);
-    let results = results.borrow();
+    let r = one(&mut base, conn, |done| {
+        Request::new(Method::Put, "/", done).body(body)
+    });
     assert!(
-        matches!(results[0], Err(ClientError::Timeout(TimeoutKind::Write))),
-        "{:?}",
-        results[0]
+        matches!(r, Err(ClientError::Timeout(TimeoutKind::Write))),
+        "{r:?}"
     );
 }
 
@@ -1085,13 +992,7 @@ fn from_an_already_connected_bufferevent() {
     .unwrap();
     let conn = Connection::from_bufferevent(&mut base, bev, "127.0.0.1", port).unwrap();
     assert!(conn.is_connected(&mut base).unwrap());
-    let results: Results = Rc::default();
-    for target in ["/hello", "/close", "/hello"] {
-        conn.make_request(&mut base, Request::get(target, record(&results, conn, 3)))
-            .unwrap();
-    }
-    run(&mut base);
-    let results = results.borrow();
+    let results = get_all(&mut base, conn, &["/hello", "/close", "/hello"]);
     assert_eq!(conn_id(ok(&results[0])), conn_id(ok(&results[1])));
     assert_ne!(conn_id(ok(&results[1])), conn_id(ok(&results[2])));
     assert_eq!(ok(&results[2]).body(), b"Hello, World!");

@@ -5,219 +5,37 @@
 //! close_notify). The certificates are made in the test with the `openssl` crate.
 
 use std::cell::RefCell;
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use oxevent_core::EventBase;
-use oxevent_http::client::{
-    ClientError, Connection, Request, Response, TimeoutKind, TlsConfig, TlsFailure,
-};
+use oxevent_http::client::{ClientError, Connection, Request, Response, TlsConfig, TlsFailure};
 use oxevent_http::uri::Uri;
-use oxevent_openssl::openssl;
-use oxevent_openssl::openssl::asn1::Asn1Time;
-use oxevent_openssl::openssl::bn::{BigNum, MsbOption};
-use oxevent_openssl::openssl::ec::{EcGroup, EcKey};
-use oxevent_openssl::openssl::hash::MessageDigest;
 use oxevent_openssl::openssl::nid::Nid;
-use oxevent_openssl::openssl::pkey::{PKey, Private};
-use oxevent_openssl::openssl::x509::extension::{
-    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
-};
-use oxevent_openssl::openssl::x509::{X509, X509NameBuilder, X509VerifyResult};
+use oxevent_openssl::openssl::x509::X509VerifyResult;
+use oxevent_test_support::{LineChild, TestPki, process::python_script_server};
+
+use crate::client::{Results, assert_connect_times_out, get_all, listen, one};
 
 // ---------------------------------------------------------------------------------------
-// a test PKI
+// the test PKI and peers
 
-fn ec_key() -> PKey<Private> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
+/// A test CA and a leaf for `localhost` and 127.0.0.1 (`oxevent-test-support`).
+fn pki() -> TestPki {
+    TestPki::new("https-client")
 }
 
-fn serial() -> openssl::asn1::Asn1Integer {
-    let mut bn = BigNum::new().unwrap();
-    bn.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
-    bn.to_asn1_integer().unwrap()
-}
-
-/// A CA and a leaf for `localhost` and 127.0.0.1, as PEM files in a private directory
-/// (removed on drop): `ca.pem`, `leaf.pem`, `leaf.key`.
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Pki {
-    fn new() -> Pki {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let ca_key = ec_key();
-        let mut name = X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", "oxevent http test CA")
-            .unwrap();
-        let ca_name = name.build();
-        let mut b = X509::builder().unwrap();
-        b.set_version(2).unwrap();
-        b.set_serial_number(&serial()).unwrap();
-        b.set_subject_name(&ca_name).unwrap();
-        b.set_issuer_name(&ca_name).unwrap();
-        b.set_pubkey(&ca_key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
-            .unwrap();
-        b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-            .unwrap();
-        b.append_extension(
-            KeyUsage::new()
-                .critical()
-                .key_cert_sign()
-                .crl_sign()
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-        b.sign(&ca_key, MessageDigest::sha256()).unwrap();
-        let ca = b.build();
-
-        let leaf_key = ec_key();
-        let mut name = X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", "localhost").unwrap();
-        let leaf_name = name.build();
-        let mut b = X509::builder().unwrap();
-        b.set_version(2).unwrap();
-        b.set_serial_number(&serial()).unwrap();
-        b.set_subject_name(&leaf_name).unwrap();
-        b.set_issuer_name(ca.subject_name()).unwrap();
-        b.set_pubkey(&leaf_key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
-            .unwrap();
-        let san = SubjectAlternativeName::new()
-            .dns("localhost")
-            .ip("127.0.0.1")
-            .build(&b.x509v3_context(Some(&ca), None))
-            .unwrap();
-        b.append_extension(san).unwrap();
-        b.append_extension(ExtendedKeyUsage::new().server_auth().build().unwrap())
-            .unwrap();
-        b.sign(&ca_key, MessageDigest::sha256()).unwrap();
-        let leaf = b.build();
-
-        let dir = std::env::temp_dir().join(format!(
-            "oxevent-https-client-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("ca.pem"), ca.to_pem().unwrap()).unwrap();
-        std::fs::write(dir.join("leaf.pem"), leaf.to_pem().unwrap()).unwrap();
-        std::fs::write(
-            dir.join("leaf.key"),
-            leaf_key.private_key_to_pem_pkcs8().unwrap(),
-        )
-        .unwrap();
-        Pki { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    /// Verification on, trusting this CA.
-    fn tls(&self) -> TlsConfig {
-        TlsConfig::with_ca_file(self.path("ca.pem")).unwrap()
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// peers
-
-/// A child process, killed and reaped on drop whatever path the test takes; its stdout
-/// lines arrive on a channel.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = cmd.spawn().expect("spawn the peer");
-        let out = child.stdout.take().expect("piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines() {
-                let Ok(l) = l else { break };
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc { child, lines: rx }
-    }
-
-    /// The first stdout line for which `f` gives something, within 10 s.
-    fn wait_for<T>(&self, mut f: impl FnMut(&str) -> Option<T>) -> Option<T> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let l = self.lines.recv_timeout(left).ok()?;
-            if let Some(t) = f(&l) {
-                return Some(t);
-            }
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Verification on, trusting the test CA.
+fn tls(pki: &TestPki) -> TlsConfig {
+    TlsConfig::with_ca_file(pki.ca_pem_path()).unwrap()
 }
 
 /// `openssl s_server -WWW` with the test leaf, serving the files of `docroot`, on a free
 /// loopback port. Its responses are HTTP/1.0, delimited by the close.
-fn s_server(pki: &Pki, docroot: &Path) -> (Proc, u16) {
-    for _ in 0..5 {
-        let port = free_port();
-        let mut cmd = Command::new("openssl");
-        cmd.current_dir(docroot)
-            .args(["s_server", "-accept"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("-cert")
-            .arg(pki.path("leaf.pem"))
-            .arg("-key")
-            .arg(pki.path("leaf.key"))
-            .args(["-WWW", "-naccept", "16"]);
-        let p = Proc::spawn(cmd);
-        if p.wait_for(|l| l.contains("ACCEPT").then_some(())).is_some() {
-            return (p, port);
-        }
-    }
-    panic!("openssl s_server did not start");
+fn s_server(pki: &TestPki, docroot: &Path) -> (LineChild, u16) {
+    pki.s_server(docroot, &["-WWW", "-naccept", "16"])
 }
 
 /// Python's `http.server` over TLS: HTTP/1.1 with keep-alive, numbering its connections
@@ -286,23 +104,12 @@ print("READY port=%d" % srv.server_address[1], flush=True)
 srv.serve_forever()
 "#;
 
-fn python_tls(pki: &Pki) -> (Proc, u16) {
-    let mut cmd = Command::new("python3");
-    cmd.arg("-c")
-        .arg(PY_TLS)
-        .arg(pki.path("leaf.pem"))
-        .arg(pki.path("leaf.key"));
-    let p = Proc::spawn(cmd);
-    let port = p
-        .wait_for(|l| l.trim().strip_prefix("READY port=")?.parse().ok())
-        .expect("the Python TLS server printed no port");
-    (p, port)
+fn python_tls(pki: &TestPki) -> (LineChild, u16) {
+    python_script_server(PY_TLS, [pki.cert_path(), pki.key_path()])
 }
 
 // ---------------------------------------------------------------------------------------
-// driving the client
-
-type Results = Rc<RefCell<Vec<Result<Response, ClientError>>>>;
+// driving the client (one or more GETs: `get_all` and `one` of the plain client's tests)
 
 /// Runs the loop until `done` holds or 30 s pass (checked every 20 ms by a timer).
 fn run_until(base: &mut EventBase, done: impl Fn() -> bool + 'static) {
@@ -319,36 +126,9 @@ fn run_until(base: &mut EventBase, done: impl Fn() -> bool + 'static) {
     let _ = base.free(check);
 }
 
-/// Makes GET requests for `targets` on `conn` in order and runs the loop until all are
-/// answered (the connection is then freed) or 30 s pass.
-fn fetch_all(base: &mut EventBase, conn: Connection, targets: &[&str]) -> Results {
-    let results: Results = Rc::default();
-    let expect = targets.len();
-    for t in targets {
-        let r = Rc::clone(&results);
-        conn.make_request(
-            base,
-            Request::get(*t, move |base, res| {
-                r.borrow_mut().push(res);
-                if r.borrow().len() == expect {
-                    let _ = conn.free(base);
-                }
-            }),
-        )
-        .unwrap();
-    }
-    let r = Rc::clone(&results);
-    run_until(base, move || r.borrow().len() == expect);
-    assert_eq!(
-        results.borrow().len(),
-        expect,
-        "not every request completed"
-    );
-    results
-}
-
+/// One GET, answered (the loop runs until then; the connection is then freed).
 fn fetch(base: &mut EventBase, conn: Connection, target: &str) -> Result<Response, ClientError> {
-    fetch_all(base, conn, &[target]).borrow_mut().remove(0)
+    one(base, conn, |done| Request::get(target, done))
 }
 
 fn ok(r: Result<Response, ClientError>) -> Response {
@@ -363,8 +143,8 @@ fn tls_failure(r: Result<Response, ClientError>) -> Arc<TlsFailure> {
     }
 }
 
-fn docroot(pki: &Pki) -> PathBuf {
-    let dir = pki.path("www");
+fn docroot(pki: &TestPki) -> PathBuf {
+    let dir = pki.dir().join("www");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("index.txt"), b"served over TLS\n").unwrap();
     dir
@@ -375,12 +155,12 @@ fn docroot(pki: &Pki) -> PathBuf {
 
 #[test]
 fn verification_on_with_the_ca_fetches() {
-    let pki = Pki::new();
+    let pki = pki();
     let (_server, port) = s_server(&pki, &docroot(&pki));
     for host in ["localhost", "127.0.0.1"] {
         let mut base = EventBase::new().unwrap();
         // s_server ends its close-delimited bodies with close_notify.
-        let tls = pki.tls();
+        let tls = tls(&pki);
         assert!(tls.verifies());
         let conn = Connection::new_https(&mut base, host, port, tls);
         let resp = ok(fetch(&mut base, conn, "/index.txt"));
@@ -391,7 +171,7 @@ fn verification_on_with_the_ca_fetches() {
 
 #[test]
 fn an_untrusted_certificate_fails_with_a_tls_error() {
-    let pki = Pki::new();
+    let pki = pki();
     let (_server, port) = s_server(&pki, &docroot(&pki));
     let mut base = EventBase::new().unwrap();
     // The system's roots only: the test CA is unknown.
@@ -407,11 +187,11 @@ fn an_untrusted_certificate_fails_with_a_tls_error() {
 
 #[test]
 fn a_certificate_for_another_name_fails() {
-    let pki = Pki::new();
+    let pki = pki();
     let (_server, port) = s_server(&pki, &docroot(&pki));
     let mut base = EventBase::new().unwrap();
     // Trusted CA, but the leaf is for localhost and 127.0.0.1, not this name.
-    let tls = pki.tls().server_name("www.example.com");
+    let tls = tls(&pki).server_name("www.example.com");
     let conn = Connection::new_https(&mut base, "127.0.0.1", port, tls);
     let f = tls_failure(fetch(&mut base, conn, "/index.txt"));
     let verify = f.verify_result().expect("a handshake failure");
@@ -421,7 +201,7 @@ fn a_certificate_for_another_name_fails() {
 
 #[test]
 fn insecure_accepts_an_untrusted_certificate() {
-    let pki = Pki::new();
+    let pki = pki();
     let (_server, port) = s_server(&pki, &docroot(&pki));
     let mut base = EventBase::new().unwrap();
     let tls = TlsConfig::new()
@@ -436,11 +216,11 @@ fn insecure_accepts_an_untrusted_certificate() {
 
 #[test]
 fn for_uri_takes_https_uris() {
-    let pki = Pki::new();
+    let pki = pki();
     let (_server, port) = s_server(&pki, &docroot(&pki));
     let mut base = EventBase::new().unwrap();
     let uri = Uri::parse(&format!("https://localhost:{port}/index.txt")).unwrap();
-    let conn = Connection::for_uri_with_tls(&mut base, &uri, pki.tls()).unwrap();
+    let conn = Connection::for_uri_with_tls(&mut base, &uri, tls(&pki)).unwrap();
     assert_eq!(
         conn.peer(&mut base).unwrap(),
         ("localhost".to_owned(), port)
@@ -459,24 +239,17 @@ fn for_uri_takes_https_uris() {
     assert_eq!(conn.peer(&mut base).unwrap().1, 443);
     conn.free(&mut base).unwrap();
     let plain = Uri::parse("http://localhost/").unwrap();
-    assert!(Connection::for_uri_with_tls(&mut base, &plain, pki.tls()).is_err());
+    assert!(Connection::for_uri_with_tls(&mut base, &plain, tls(&pki)).is_err());
 }
 
 #[test]
 fn a_stalled_handshake_hits_the_connect_timeout() {
     // The kernel accepts the TCP connection; nobody ever answers the ClientHello.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let pki = Pki::new();
+    let (listener, port) = listen();
+    let pki = pki();
     let mut base = EventBase::new().unwrap();
-    let conn = Connection::new_https(&mut base, "127.0.0.1", port, pki.tls());
-    conn.set_connect_timeout(&mut base, Duration::from_millis(200))
-        .unwrap();
-    let r = fetch(&mut base, conn, "/");
-    assert!(
-        matches!(r, Err(ClientError::Timeout(TimeoutKind::Connect))),
-        "{r:?}"
-    );
+    let conn = Connection::new_https(&mut base, "127.0.0.1", port, tls(&pki));
+    assert_connect_times_out(&mut base, conn);
     drop(listener);
 }
 
@@ -485,10 +258,10 @@ fn a_stalled_handshake_hits_the_connect_timeout() {
 
 #[test]
 fn keep_alive_reuses_one_tls_connection() {
-    let pki = Pki::new();
+    let pki = pki();
     let (_server, port) = python_tls(&pki);
     let mut base = EventBase::new().unwrap();
-    let conn = Connection::new_https(&mut base, "localhost", port, pki.tls());
+    let conn = Connection::new_https(&mut base, "localhost", port, tls(&pki));
     let seen_cert = Rc::new(RefCell::new(None));
     let results: Results = Rc::default();
     let targets = ["/hello", "/chunked?5", "/big?1000000", "/host", "/hello"];
@@ -540,10 +313,10 @@ fn keep_alive_reuses_one_tls_connection() {
 
 #[test]
 fn pipelining_over_tls() {
-    let pki = Pki::new();
+    let pki = pki();
     let (_server, port) = python_tls(&pki);
     let mut base = EventBase::new().unwrap();
-    let conn = Connection::new_https(&mut base, "127.0.0.1", port, pki.tls());
+    let conn = Connection::new_https(&mut base, "127.0.0.1", port, tls(&pki));
     conn.set_pipelining(&mut base, 4).unwrap();
     let results: Results = Rc::default();
     let n = 20;
@@ -568,22 +341,22 @@ fn pipelining_over_tls() {
 
 #[test]
 fn close_delimited_bodies_need_close_notify() {
-    let pki = Pki::new();
+    let pki = pki();
     let (_server, port) = python_tls(&pki);
     let mut base = EventBase::new().unwrap();
 
     // The server ends the body with close_notify: complete.
-    let conn = Connection::new_https(&mut base, "localhost", port, pki.tls());
+    let conn = Connection::new_https(&mut base, "localhost", port, tls(&pki));
     let resp = ok(fetch(&mut base, conn, "/eof-clean"));
     assert_eq!(resp.body(), b"until the close");
 
     // A bare TCP close: the body may be truncated.
-    let conn = Connection::new_https(&mut base, "localhost", port, pki.tls());
+    let conn = Connection::new_https(&mut base, "localhost", port, tls(&pki));
     let f = tls_failure(fetch(&mut base, conn, "/eof-dirty"));
     assert!(matches!(*f, TlsFailure::Truncated), "{f:?}");
 
     // Unless the configuration accepts it.
-    let tls = pki.tls().allow_truncation(true);
+    let tls = tls(&pki).allow_truncation(true);
     let conn = Connection::new_https(&mut base, "localhost", port, tls);
     let resp = ok(fetch(&mut base, conn, "/eof-dirty"));
     assert_eq!(resp.body(), b"until the close");
@@ -591,7 +364,7 @@ fn close_delimited_bodies_need_close_notify() {
 
 #[test]
 fn a_new_socket_after_a_close_does_tls_again_over_the_factorys_socket() {
-    let pki = Pki::new();
+    let pki = pki();
     let (_server, port) = python_tls(&pki);
     let mut base = EventBase::new().unwrap();
     // A factory of plain sockets (counted), and TLS put over each.
@@ -607,9 +380,9 @@ fn a_new_socket_after_a_close_does_tls_again_over_the_factorys_socket() {
         Ok(bev)
     });
     let conn = Connection::with_factory(&mut base, "localhost", port, factory);
-    conn.set_tls(&mut base, Some(pki.tls())).unwrap();
-    let results = fetch_all(&mut base, conn, &["/close", "/hello"]);
-    let results: Vec<Response> = results.borrow_mut().drain(..).map(ok).collect();
+    conn.set_tls(&mut base, Some(tls(&pki))).unwrap();
+    let results = get_all(&mut base, conn, &["/close", "/hello"]);
+    let results: Vec<Response> = results.into_iter().map(ok).collect();
     assert_eq!(results[0].body(), b"bye");
     assert_eq!(results[0].header("X-Conn"), Some("1"));
     // The server closed after the first: the second came on a new TLS connection.

@@ -1,10 +1,14 @@
 //! Runs each example binary (built by `cargo test` next to this test) and
 //! talks to it through real pipes, FIFOs and signals. Every run is bounded.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use oxevent_test_support::LineChild;
 
 pub(crate) fn example(name: &str) -> PathBuf {
     // target/<profile>/deps/it-xxxx -> target/<profile>/examples/<name>
@@ -19,24 +23,8 @@ pub(crate) fn example(name: &str) -> PathBuf {
     path
 }
 
-/// Waits for the child to exit, killing it after `limit`.
-pub(crate) fn wait_bounded(mut child: Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "timed out; stdout: {}",
-                String::from_utf8_lossy(&out.stdout)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+/// Waits for the child to exit and returns its output; kills it and fails after `limit`.
+pub(crate) use oxevent_test_support::process::output_within as wait_bounded;
 
 #[test]
 fn time_test_ticks_and_exits() {
@@ -117,36 +105,60 @@ fn event_read_fifo_prints_what_is_written() {
     assert!(!path.exists(), "the example removes its FIFO");
 }
 
-/// Reads the child's stdout until a `listening on ADDR` line; returns ADDR.
-fn listening_addr(child: &mut Child) -> std::net::SocketAddr {
-    use std::io::BufRead;
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        for line in lines.by_ref() {
-            let Ok(line) = line else { break };
-            if let Some(a) = line.strip_prefix("listening on ") {
-                let _ = tx.send(a.parse().expect("an address"));
-                break;
+/// Starts an example (killed on drop) and waits for its `listening on ADDR` line.
+fn start_listening(cmd: &mut Command) -> (LineChild, SocketAddr) {
+    let child = LineChild::spawn(cmd);
+    let addr = child
+        .wait_for(Duration::from_secs(20), |l| {
+            l.strip_prefix("listening on ")?.parse().ok()
+        })
+        .expect("the example printed its address");
+    (child, addr)
+}
+
+/// Sends `signal` (`"-INT"`, `"-TERM"`) to the example and waits (bounded) for a clean exit.
+pub(crate) fn stop_with(child: LineChild, signal: &str) {
+    let child = child.into_child();
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let out = wait_bounded(child, Duration::from_secs(20));
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// A backend on a plain thread that echoes one connection until it closes.
+pub(crate) fn echo_backend() -> (SocketAddr, JoinHandle<()>) {
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = backend.local_addr().unwrap();
+    let echo = std::thread::spawn(move || {
+        let Ok((mut s, _)) = backend.accept() else {
+            return;
+        };
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = [0u8; 65536];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
             }
         }
-        // Keep draining so the child never blocks on a full pipe.
-        for _ in lines {}
     });
-    rx.recv_timeout(Duration::from_secs(20))
-        .expect("the example printed its address")
+    (addr, echo)
 }
 
 #[test]
 fn hello_world_greets_each_client_and_exits_on_sigint() {
-    use std::io::Read;
-    let mut child = Command::new(example("hello-world"))
-        .args(["--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let addr = listening_addr(&mut child);
+    let (child, addr) =
+        start_listening(Command::new(example("hello-world")).args(["--addr", "127.0.0.1:0"]));
     for _ in 0..3 {
         let mut s = std::net::TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -155,51 +167,18 @@ fn hello_world_greets_each_client_and_exits_on_sigint() {
             .expect("the server closes after the greeting");
         assert_eq!(got, b"Hello, World!\n");
     }
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    let out = wait_bounded(child, Duration::from_secs(15));
-    assert!(out.status.success(), "{out:?}");
+    stop_with(child, "-INT");
 }
 
 #[test]
 fn le_proxy_relays_a_mebibyte_both_ways() {
-    use std::io::Read;
-    // The backend: an echo server on a plain thread.
-    let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let backend_addr = backend.local_addr().unwrap();
-    std::thread::spawn(move || {
-        if let Ok((mut s, _)) = backend.accept() {
-            let mut buf = [0u8; 65536];
-            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-            loop {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if s.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-    });
-    let mut child = Command::new(example("le-proxy"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--connect",
-            &backend_addr.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let addr = listening_addr(&mut child);
+    let (backend_addr, _echo) = echo_backend();
+    let (child, addr) = start_listening(Command::new(example("le-proxy")).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--connect",
+        &backend_addr.to_string(),
+    ]));
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let data: Vec<u8> = (0..(1 << 20)).map(|i| (i % 251) as u8).collect();
@@ -211,14 +190,5 @@ fn le_proxy_relays_a_mebibyte_both_ways() {
         .expect("the echo comes back through the proxy");
     writer.join().unwrap().unwrap();
     assert!(got == data, "bytes intact and in order");
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    let out = wait_bounded(child, Duration::from_secs(15));
-    assert!(out.status.success(), "{out:?}");
+    stop_with(child, "-INT");
 }

@@ -1,44 +1,30 @@
 //! Smoke tests of the DNS examples (`dns-example`), against dig and our own resolver.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use oxevent_test_support::LineChild;
+
 use crate::examples::{example, wait_bounded};
-
-/// A child killed on drop.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 const HOSTS: &str = "10.5.0.1 web.test www.web.test\nfd00::5 web.test\n10.5.0.2 other.test\n";
 
 /// Starts `dns-example serve` on a free port; returns it and its address.
-fn serve(tag: &str) -> (Guard, String, std::path::PathBuf) {
+fn serve(tag: &str) -> (LineChild, String, std::path::PathBuf) {
     let hosts =
         std::env::temp_dir().join(format!("oxevent-dns-example-{tag}-{}", std::process::id()));
     std::fs::write(&hosts, HOSTS).unwrap();
-    let mut child = Command::new(example("dns-example"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--hosts"])
-        .arg(&hosts)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().unwrap();
-    let guard = Guard(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (guard, addr, hosts)
+    let server = LineChild::spawn(
+        Command::new(example("dns-example"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--hosts"])
+            .arg(&hosts),
+    );
+    let addr = server
+        .wait_for(Duration::from_secs(20), |l| {
+            Some(l.trim().strip_prefix("listening on ")?.to_owned())
+        })
+        .expect("dns-example printed listening on ADDR");
+    (server, addr, hosts)
 }
 
 fn dig(addr: &str, args: &[&str]) -> String {

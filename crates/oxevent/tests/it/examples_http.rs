@@ -1,29 +1,16 @@
 //! Smoke tests of the HTTP examples (`http-server`, `http-connect`), against curl.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
-use crate::examples::{example, wait_bounded};
+use oxevent_test_support::{LineChild, TempDir};
 
-/// Kills the example if a test fails before it exits.
-struct Guard(Option<Child>);
+use crate::examples::{example, stop_with};
 
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn docroot(tag: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("oxevent-http-server-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+/// A docroot (`root/`) beside a file it must not serve, removed on drop.
+fn docroot(tag: &str) -> TempDir {
+    let dir = TempDir::new(&format!("http-server-{tag}"));
     std::fs::create_dir_all(dir.join("root/sub")).unwrap();
     std::fs::write(dir.join("root/hello.txt"), "hello from a file\n").unwrap();
     std::fs::write(dir.join("root/<b>&.txt"), "escaped\n").unwrap();
@@ -33,33 +20,20 @@ fn docroot(tag: &str) -> PathBuf {
     dir
 }
 
-/// Starts the example on port 0 and returns it with its base URL.
-fn start(root: &Path, extra: &[&str]) -> (Guard, String) {
-    let mut child = Command::new(example("http-server"))
-        .args(["--addr", "127.0.0.1:0", "--docroot"])
-        .arg(root)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn http-server");
-    let stdout = child.stdout.take().unwrap();
-    let guard = Guard(Some(child));
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(line)) = lines.next() {
-            let _ = tx.send(line);
-        }
-        for _ in lines {}
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("listening line");
-    let url = line
-        .strip_prefix("listening on ")
-        .expect("listening on http://ADDR")
-        .to_owned();
-    (guard, url)
+/// Starts the example on port 0 and returns it (killed on drop) with its base URL.
+fn start(root: &Path, extra: &[&str]) -> (LineChild, String) {
+    let server = LineChild::spawn(
+        Command::new(example("http-server"))
+            .args(["--addr", "127.0.0.1:0", "--docroot"])
+            .arg(root)
+            .args(extra),
+    );
+    let url = server
+        .wait_for(Duration::from_secs(20), |l| {
+            Some(l.strip_prefix("listening on ")?.to_owned())
+        })
+        .expect("listening on http://ADDR");
+    (server, url)
 }
 
 fn curl(args: &[&str]) -> (String, Vec<u8>) {
@@ -83,18 +57,8 @@ fn curl(args: &[&str]) -> (String, Vec<u8>) {
     (code, body)
 }
 
-fn stop(mut guard: Guard) {
-    let child = guard.0.take().unwrap();
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = wait_bounded(child, Duration::from_secs(20));
-    assert!(out.status.success(), "{out:?}");
+fn stop(server: LineChild) {
+    stop_with(server, "-TERM");
 }
 
 #[test]
@@ -131,7 +95,6 @@ fn http_server_serves_files_and_listings_and_refuses_escapes() {
         );
     }
     stop(guard);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -143,7 +106,6 @@ fn http_server_with_two_threads_shares_the_port() {
         assert_eq!(code, "200");
     }
     stop(guard);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[cfg(not(feature = "openssl"))]
@@ -169,23 +131,8 @@ fn http_server_tls_flags_without_tls_support() {
 #[test]
 fn http_server_over_tls_with_curl() {
     let dir = docroot("tls");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(made.status.success(), "{made:?}");
+    let pki = oxevent_test_support::TestPki::new("http-server-tls");
+    let (cert, key) = (pki.cert_path(), pki.key_path());
     let cert_s = cert.to_string_lossy().into_owned();
     let key_s = key.to_string_lossy().into_owned();
     let (guard, url) = start(
@@ -202,5 +149,4 @@ fn http_server_over_tls_with_curl() {
     assert_eq!(code, "200");
     assert_eq!(body.len(), 3 << 20);
     stop(guard);
-    let _ = std::fs::remove_dir_all(&dir);
 }

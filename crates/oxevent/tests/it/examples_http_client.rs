@@ -1,9 +1,11 @@
 //! Smoke tests of the HTTP client examples (`http-connect`): through a small python3
 //! CONNECT proxy to Python's `http.server`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use oxevent_test_support::TempDir;
+use oxevent_test_support::process::{python_http_server, python_script_server};
 
 use crate::examples::{example, wait_bounded};
 
@@ -50,67 +52,12 @@ while True:
     threading.Thread(target=handle, args=(c,), daemon=True).start()
 "#;
 
-/// A child process killed (and reaped) on drop.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(mut cmd: Command, port_of: impl Fn(&str) -> Option<u16>) -> (Server, u16) {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 runs");
-    let mut server = Server(child);
-    let stdout = server.0.stdout.take().expect("piped");
-    let mut lines = BufReader::new(stdout);
-    for _ in 0..20 {
-        let mut line = String::new();
-        if lines.read_line(&mut line).expect("reads stdout") == 0 {
-            break;
-        }
-        if let Some(port) = port_of(&line) {
-            return (server, port);
-        }
-    }
-    panic!("the server printed no port");
-}
-
 #[test]
 fn http_connect_fetches_through_a_tunnel() {
-    let dir = std::env::temp_dir().join(format!("oxevent-http-connect-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("http-connect");
     std::fs::write(dir.join("greeting.txt"), b"hello through the tunnel\n").unwrap();
-    let mut origin = Command::new("python3");
-    origin
-        .args([
-            "-u",
-            "-m",
-            "http.server",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--directory",
-        ])
-        .arg(&dir);
-    let (_origin, origin_port) = spawn(origin, |l| {
-        l.split(" port ")
-            .nth(1)?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    });
-    let mut proxy = Command::new("python3");
-    proxy.arg("-c").arg(PROXY);
-    let (_proxy, proxy_port) = spawn(proxy, |l| {
-        l.trim().strip_prefix("READY port=")?.parse().ok()
-    });
+    let (_origin, origin_port) = python_http_server(dir.path());
+    let (_proxy, proxy_port) = python_script_server(PROXY, std::iter::empty::<&str>());
 
     let url = format!("http://127.0.0.1:{origin_port}/greeting.txt");
     let child = Command::new(example("http-connect"))
@@ -121,7 +68,6 @@ fn http_connect_fetches_through_a_tunnel() {
         .spawn()
         .expect("spawn");
     let out = wait_bounded(child, Duration::from_secs(30));
-    let _ = std::fs::remove_dir_all(&dir);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

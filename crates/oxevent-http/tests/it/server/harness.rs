@@ -3,10 +3,9 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oxevent_core::{EventBase, LoopFlags, Remote};
 use oxevent_http::server::Server;
@@ -137,52 +136,5 @@ pub(crate) fn status(resp: &str) -> u16 {
         .unwrap_or(0)
 }
 
-/// A child process killed on drop.
-pub(crate) struct ChildGuard(pub(crate) Option<Child>);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 /// Runs a command to completion within `limit` (killed after), returning its output.
-pub(crate) fn run(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let mut guard = ChildGuard(Some(child));
-    let start = Instant::now();
-    let status = loop {
-        let c = guard.0.as_mut().expect("child");
-        if let Some(st) = c.try_wait().expect("try_wait") {
-            guard.0 = None;
-            break st;
-        }
-        assert!(start.elapsed() < limit, "command timed out: {cmd:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: t_out.join().expect("stdout thread"),
-        stderr: t_err.join().expect("stderr thread"),
-    }
-}
+pub(crate) use oxevent_test_support::process::run_within as run;
