@@ -30,7 +30,9 @@
 //! exactly its size. A drained segment
 //! is dropped at once, and an empty buffer holds no segment:
 //! `Buffer::new()` allocates nothing, and a buffer that drains to empty
-//! starts again from 4 KiB.
+//! starts again from 4 KiB. Drained segments of the automatic sizes go to
+//! a small per-thread cache (at most 1 MiB) that the next segments are
+//! taken from, so that steady traffic does no `malloc`/`free` per message.
 //!
 //! # Errors, limits and bad input
 //!
@@ -315,11 +317,10 @@ impl Buffer {
     /// Releases all segments once the buffer is empty.
     fn release_if_empty(&mut self) {
         if self.len == 0 {
-            if self.segs.capacity() > 16 {
-                self.segs = VecDeque::new();
-            } else {
-                self.segs.clear();
-            }
+            // The segment list too: an idle connection's buffers hold no
+            // memory at all (its allocation is small and quickly had again
+            // from the allocator's thread cache).
+            self.segs = VecDeque::new();
             self.file_segs = 0;
         }
     }
@@ -383,10 +384,7 @@ impl Buffer {
                 if let Some(seg) = self.pop_front_seg() {
                     let b = match seg {
                         Seg::Bytes(b) => b,
-                        Seg::Mut(mut m) => {
-                            m.buf.truncate(m.len);
-                            m.buf.freeze()
-                        }
+                        Seg::Mut(m) => m.into_bytes(),
                         // Excluded by the branch condition.
                         Seg::File(_) => Bytes::new(),
                     };
@@ -461,7 +459,7 @@ impl Buffer {
         let mut rest = data;
         if let Some(Seg::Mut(m)) = self.segs.back_mut() {
             // Fast path: the tail has room past its initialized part.
-            if m.len == m.buf.len() && m.buf.capacity() - m.len >= data.len() {
+            if m.end() == m.buf.len() && m.buf.capacity() - m.end() >= data.len() {
                 m.buf.extend_from_slice(data);
                 m.len += data.len();
                 self.len += data.len();
@@ -922,7 +920,7 @@ impl Buffer {
             self.copy_range(0, &mut v)?;
             self.resv = None;
             self.drain_inner(n);
-            self.push_front_seg(Seg::Mut(MutSeg { buf: v, len: n }));
+            self.push_front_seg(Seg::Mut(MutSeg::from_buf(v, n)));
         }
         match self.segs.front().and_then(Seg::mem) {
             Some(m) => Ok(&m[..n]),
@@ -953,6 +951,18 @@ impl Buffer {
         Ok(())
     }
 
+    /// Frees the spare space kept at the end of the buffer: an empty
+    /// writable segment left by [`Buffer::expand`] or by a reservation
+    /// committed short. An empty buffer then holds no memory (its segments
+    /// go back to the thread's segment cache). Cancels any reservation.
+    pub fn release_spare(&mut self) {
+        self.resv = None;
+        if matches!(self.segs.back(), Some(s) if s.len() == 0) {
+            self.segs.pop_back();
+        }
+        self.release_if_empty();
+    }
+
     /// Hands out at least `n` bytes of spare space at the end, as one or two
     /// slices (the tail's spare space, then a new segment). Fill a prefix
     /// and call [`Buffer::commit`]; any other change to the buffer cancels
@@ -968,6 +978,31 @@ impl Buffer {
     #[doc(alias = "evbuffer_reserve_space")]
     pub fn reserve(&mut self, n: usize) -> Result<Reserved<'_>, BufferError> {
         self.reserve_capped(n, usize::MAX)
+    }
+
+    /// Spare bytes after the data of the writable tail.
+    fn tail_spare(&self) -> usize {
+        match self.segs.back() {
+            Some(Seg::Mut(m)) => m.spare(),
+            _ => 0,
+        }
+    }
+
+    /// Whether [`Buffer::reserve`] of `n` bytes would neither allocate nor
+    /// zero memory: the spare space it would use is initialized already,
+    /// and a segment it would add is waiting in the thread's cache.
+    pub(crate) fn can_reserve_cheaply(&self, n: usize) -> bool {
+        let (spare, init, back_empty) = match self.segs.back() {
+            Some(Seg::Mut(m)) => (m.spare(), m.buf.len() - m.end(), m.len == 0),
+            _ => (0, 0, true),
+        };
+        if spare > 0 && spare >= n {
+            init == spare
+        } else if spare > 0 && !back_empty {
+            init == spare && segment::cache_has(self.grow_capacity(n - spare))
+        } else {
+            segment::cache_has(self.grow_capacity(n))
+        }
     }
 
     /// `reserve(n)`, with the slices handed out cut to `cap` bytes in all.
@@ -998,7 +1033,7 @@ impl Buffer {
                     break;
                 }
                 m.init_spare();
-                let start = m.len;
+                let start = m.end();
                 let end = m.buf.len().min(start.saturating_add(cap - total));
                 let s = &mut m.buf[start..end];
                 if k == 0 {
@@ -1088,8 +1123,11 @@ impl Buffer {
         }
         let spare = match self.segs.back_mut() {
             Some(Seg::Mut(m)) => {
-                m.buf.truncate(m.len);
-                m.buf.split_off(m.len)
+                // Shared with the writer from here on: not cached any more.
+                m.whole = false;
+                let end = m.end();
+                m.buf.truncate(end);
+                m.buf.split_off(end)
             }
             // Not reached: a writable tail was made above.
             _ => BytesMut::new(),
@@ -1103,7 +1141,7 @@ impl Buffer {
         let n = new.len();
         let orig = self.len;
         if let Some(Seg::Mut(m)) = self.segs.back_mut() {
-            if m.len == m.buf.len() && std::ptr::eq(m.buf.as_ptr_range().end, new.as_ptr()) {
+            if m.end() == m.buf.len() && std::ptr::eq(m.buf.as_ptr_range().end, new.as_ptr()) {
                 m.buf.unsplit(new);
                 m.len += n;
                 self.len += n;
@@ -1112,7 +1150,7 @@ impl Buffer {
             }
         }
         if n > 0 {
-            self.push_seg(Seg::Mut(MutSeg { buf: new, len: n }));
+            self.push_seg(Seg::Mut(MutSeg::from_buf(new, n)));
             self.changed(orig, n, 0);
         }
     }
@@ -1254,7 +1292,7 @@ impl Buffer {
                 return Err("an empty segment that is not a writable tail");
             }
             if let Seg::Mut(m) = seg {
-                if m.len > m.buf.len() {
+                if m.end() > m.buf.len() {
                     return Err("a writable segment's length is past its buffer");
                 }
             }

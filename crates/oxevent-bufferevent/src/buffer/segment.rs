@@ -14,6 +14,23 @@
 //!   file segments are linked in as they are, never copied.
 //! - A segment is dropped as soon as it is drained, and a buffer that drains
 //!   to empty holds no segment at all.
+//!
+//! # Segment cache
+//!
+//! A drained writable segment of one of the automatic sizes (4, 8, 16, 32
+//! or 64 KiB) goes back to a small per-thread cache instead of to the
+//! allocator, and the next segment of that size on the thread comes from
+//! there: steady traffic (read 16 KiB, move it to an output, write it,
+//! drain it) then costs no `malloc`/`free` per message, and no zeroing
+//! either, as cached segments stay initialized (so a socket read can go
+//! straight into them). Without it glibc trimmed and re-grew the top of the
+//! heap around every message, which page-faulted on every new segment. The
+//! cache holds at most 32 segments of a size and 1 MiB in all per thread
+//! (enough for a few dozen busy connections); it belongs to no buffer, so
+//! an empty buffer still holds no memory. Draining moves a segment's start
+//! offset rather than advancing its `BytesMut`, so a drained segment still
+//! owns its whole allocation; a segment that was split (shared with `Bytes`
+//! elsewhere) is freed, not cached.
 
 use std::fs::File;
 use std::io;
@@ -157,23 +174,139 @@ impl FileSegment {
     }
 }
 
+/// Size classes of the segment cache: the capacities [`segment_capacity`]
+/// hands out below [`MAX_AUTO_SEGMENT`].
+const CACHE_CLASSES: [usize; 5] = [4 << 10, 8 << 10, 16 << 10, 32 << 10, 64 << 10];
+
+/// Most bytes of segments one thread's cache keeps, all classes together.
+pub(crate) const CACHE_MAX_BYTES: usize = 1024 << 10;
+
+/// Most segments the cache keeps in one class.
+pub(crate) const CACHE_MAX_PER_CLASS: usize = 32;
+
+/// Writable segments given back by drained buffers, kept for the next
+/// segment of the same size on the same thread (see the module docs).
+struct SegCache {
+    classes: [Vec<BytesMut>; CACHE_CLASSES.len()],
+    bytes: usize,
+}
+
+thread_local! {
+    static SEG_CACHE: std::cell::RefCell<SegCache> = const {
+        std::cell::RefCell::new(SegCache {
+            classes: [const { Vec::new() }; CACHE_CLASSES.len()],
+            bytes: 0,
+        })
+    };
+}
+
+fn cache_class(cap: usize) -> Option<usize> {
+    CACHE_CLASSES.iter().position(|&c| c == cap)
+}
+
+/// A cached allocation of exactly `cap` bytes (all initialized), if any.
+fn cache_take(cap: usize) -> Option<BytesMut> {
+    let class = cache_class(cap)?;
+    SEG_CACHE
+        .try_with(|c| {
+            let mut c = c.try_borrow_mut().ok()?;
+            let buf = c.classes[class].pop()?;
+            c.bytes -= cap;
+            Some(buf)
+        })
+        .ok()
+        .flatten()
+}
+
+/// Whether the cache holds a segment of exactly `cap` bytes.
+pub(crate) fn cache_has(cap: usize) -> bool {
+    let Some(class) = cache_class(cap) else {
+        return false;
+    };
+    SEG_CACHE
+        .try_with(|c| c.try_borrow().is_ok_and(|c| !c.classes[class].is_empty()))
+        .unwrap_or(false)
+}
+
+/// Keeps `buf` for reuse when it is one of the cached sizes and there is
+/// room; drops it otherwise.
+fn cache_put(mut buf: BytesMut) {
+    let cap = buf.capacity();
+    let Some(class) = cache_class(cap) else {
+        return;
+    };
+    let _ = SEG_CACHE.try_with(|c| {
+        let Ok(mut c) = c.try_borrow_mut() else {
+            return;
+        };
+        if c.classes[class].len() >= CACHE_MAX_PER_CLASS || c.bytes + cap > CACHE_MAX_BYTES {
+            return;
+        }
+        // Cached segments are handed out as initialized spare space (for
+        // `reserve`): zero what never was, once per allocation.
+        if buf.len() < cap {
+            buf.resize(cap, 0);
+        }
+        c.bytes += cap;
+        c.classes[class].push(buf);
+    });
+}
+
+/// The bytes the calling thread's segment cache holds (for tests).
+#[cfg(test)]
+pub(crate) fn cached_bytes() -> usize {
+    SEG_CACHE.with(|c| c.borrow().bytes)
+}
+
 /// A writable segment.
 ///
-/// INVARIANT: `len <= buf.len()`. `buf[..len]` is data, `buf[len..]` is
-/// initialized spare space (handed out by `reserve`), and the capacity past
-/// `buf.len()` is uninitialized spare space that is only written through
-/// `BytesMut`'s safe `extend_from_slice`/`resize`.
+/// INVARIANT: `start + len <= buf.len()`. `buf[start..start + len]` is
+/// data, `buf[..start]` was drained, `buf[start + len..]` is initialized
+/// spare space (handed out by `reserve`), and the capacity past `buf.len()`
+/// is uninitialized spare space that is only written through `BytesMut`'s
+/// safe `extend_from_slice`/`resize`.
+///
+/// Draining moves `start` instead of advancing the `BytesMut`, so that a
+/// drained segment still owns its whole allocation, initialized, and goes
+/// back to the thread's segment cache when dropped.
 #[derive(Debug)]
 pub(crate) struct MutSeg {
     pub(crate) buf: BytesMut,
+    pub(crate) start: usize,
     pub(crate) len: usize,
+    /// `buf` is a whole allocation of its own, never split: only such
+    /// segments go back to the cache (a split one could pin a larger
+    /// allocation shared with `Bytes` elsewhere).
+    pub(crate) whole: bool,
+}
+
+impl Drop for MutSeg {
+    fn drop(&mut self) {
+        if self.whole {
+            cache_put(std::mem::take(&mut self.buf));
+        }
+    }
 }
 
 impl MutSeg {
     pub(crate) fn with_capacity(cap: usize) -> Self {
+        let buf = cache_take(cap).unwrap_or_else(|| BytesMut::with_capacity(cap));
         Self {
-            buf: BytesMut::with_capacity(cap),
+            buf,
+            start: 0,
             len: 0,
+            whole: true,
+        }
+    }
+
+    /// A segment over `buf` whose first `len` bytes are data (it does not
+    /// go to the cache).
+    pub(crate) fn from_buf(buf: BytesMut, len: usize) -> Self {
+        Self {
+            buf,
+            start: 0,
+            len,
+            whole: false,
         }
     }
 
@@ -187,23 +320,30 @@ impl MutSeg {
         Ok(Self::with_capacity(cap))
     }
 
+    /// Where the data ends (and the spare space starts) in `buf`.
+    #[inline]
+    pub(crate) fn end(&self) -> usize {
+        self.start + self.len
+    }
+
     /// Spare bytes (initialized or not) after the data.
     pub(crate) fn spare(&self) -> usize {
-        self.buf.capacity() - self.len
+        self.buf.capacity() - self.end()
     }
 
     /// Copies as much of `data` as fits into the spare space; returns how
     /// much was copied.
     pub(crate) fn append(&mut self, data: &[u8]) -> usize {
-        let init = self.buf.len() - self.len;
+        let end = self.end();
+        let init = self.buf.len() - end;
         let a = init.min(data.len());
-        self.buf[self.len..self.len + a].copy_from_slice(&data[..a]);
+        self.buf[end..end + a].copy_from_slice(&data[..a]);
         self.len += a;
         let rest = &data[a..];
         if rest.is_empty() {
             return a;
         }
-        // Here `len == buf.len()`: the initialized spare is used up.
+        // Here `end == buf.len()`: the initialized spare is used up.
         let b = (self.buf.capacity() - self.buf.len()).min(rest.len());
         self.buf.extend_from_slice(&rest[..b]);
         self.len += b;
@@ -211,7 +351,8 @@ impl MutSeg {
     }
 
     /// Makes the whole capacity initialized, so that it can be handed out as
-    /// `&mut [u8]`. Zeroes it once per segment.
+    /// `&mut [u8]`. Zeroes it once per allocation (cached segments come
+    /// back initialized).
     pub(crate) fn init_spare(&mut self) {
         let cap = self.buf.capacity();
         if self.buf.len() < cap {
@@ -219,8 +360,29 @@ impl MutSeg {
         }
     }
 
+    #[inline]
     pub(crate) fn data(&self) -> &[u8] {
-        &self.buf[..self.len]
+        &self.buf[self.start..self.end()]
+    }
+
+    /// Splits off the first `n` bytes of data (`n <= len`) as `Bytes`,
+    /// without copying; the segment keeps the rest (and its spare space).
+    pub(crate) fn split_data(&mut self, n: usize) -> Bytes {
+        let mut front = self.buf.split_to(self.start + n);
+        front.advance(self.start);
+        self.start = 0;
+        self.len -= n;
+        self.whole = false;
+        front.freeze()
+    }
+
+    /// The data as `Bytes` (no copy); the segment's memory goes with it.
+    pub(crate) fn into_bytes(mut self) -> Bytes {
+        let end = self.end();
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.truncate(end);
+        buf.advance(self.start);
+        buf.freeze()
     }
 }
 
@@ -262,7 +424,7 @@ impl Seg {
         match self {
             Self::Bytes(b) => b.advance(n),
             Self::Mut(m) => {
-                m.buf.advance(n);
+                m.start += n;
                 m.len -= n;
             }
             Self::File(f) => f.advance(n),
@@ -274,10 +436,7 @@ impl Seg {
     pub(crate) fn split_front(&mut self, n: usize) -> Self {
         match self {
             Self::Bytes(b) => Self::Bytes(b.split_to(n)),
-            Self::Mut(m) => {
-                m.len -= n;
-                Self::Bytes(m.buf.split_to(n).freeze())
-            }
+            Self::Mut(m) => Self::Bytes(m.split_data(n)),
             Self::File(f) => {
                 let front = FileSegment {
                     file: Arc::clone(&f.file),
@@ -294,10 +453,7 @@ impl Seg {
     pub(crate) fn take_front_bytes(&mut self, n: usize) -> Option<Bytes> {
         match self {
             Self::Bytes(b) => Some(b.split_to(n)),
-            Self::Mut(m) => {
-                m.len -= n;
-                Some(m.buf.split_to(n).freeze())
-            }
+            Self::Mut(m) => Some(m.split_data(n)),
             Self::File(_) => None,
         }
     }
@@ -310,10 +466,10 @@ impl Seg {
             Self::Bytes(b) => (Self::Bytes(b.clone()), None),
             Self::File(f) => (Self::File(f.clone()), None),
             Self::Mut(m) => {
-                let data = m.buf.split_to(m.len).freeze();
+                let data = m.split_data(m.len);
                 let spare = std::mem::take(&mut m.buf);
                 let rest = if spare.capacity() > 0 {
-                    Some(Self::Mut(MutSeg { buf: spare, len: 0 }))
+                    Some(Self::Mut(MutSeg::from_buf(spare, 0)))
                 } else {
                     None
                 };

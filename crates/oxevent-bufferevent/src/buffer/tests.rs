@@ -81,3 +81,95 @@ fn invariants_hold_under_random_operations() {
         }
     }
 }
+
+/// A drained segment's memory is handed out again, initialized, to the next
+/// segment of its size on the thread (no allocation, no zeroing), and the
+/// data that comes through it is intact.
+#[test]
+fn drained_segments_are_reused_from_the_thread_cache() {
+    // Each test runs on a thread of its own: the cache starts empty here.
+    let mut a = Buffer::new();
+    {
+        let mut r = a.reserve(16 * 1024).unwrap();
+        r[0][..5].copy_from_slice(b"hello");
+    }
+    a.commit(5).unwrap();
+    let first = a.peek(5).next().unwrap().as_ptr();
+    let mut out = [0u8; 5];
+    a.remove(&mut out).unwrap();
+    assert_eq!(&out, b"hello");
+    assert_eq!(a.segment_count(), 0, "an empty buffer holds no segment");
+    assert_eq!(super::segment::cached_bytes(), 16 * 1024);
+    // The next 16 KiB segment is the same memory.
+    let mut b = Buffer::new();
+    b.add(&[7u8; 16 * 1024]).unwrap();
+    assert_eq!(b.peek(1).next().unwrap().as_ptr(), first);
+    assert_eq!(super::segment::cached_bytes(), 0);
+    let mut back = vec![0u8; 16 * 1024];
+    b.remove(&mut back).unwrap();
+    assert!(back.iter().all(|&x| x == 7));
+    b.check_invariants().unwrap();
+}
+
+/// The cache keeps at most its bound, whatever is drained; segments split
+/// into shared `Bytes` and odd sizes are not kept.
+#[test]
+fn the_segment_cache_is_bounded() {
+    let mut bufs: Vec<Buffer> = (0..64)
+        .map(|_| {
+            let mut b = Buffer::new();
+            b.add(&[1u8; 64 * 1024]).unwrap();
+            b
+        })
+        .collect();
+    bufs.clear();
+    assert!(super::segment::cached_bytes() <= super::segment::CACHE_MAX_BYTES);
+    assert!(super::segment::cached_bytes() > 0);
+    // Empty the cache, then check that a split segment does not come back.
+    let held: Vec<Buffer> = (0..64)
+        .map(|_| {
+            let mut b = Buffer::new();
+            b.add(&[1u8; 64 * 1024]).unwrap();
+            b
+        })
+        .collect();
+    assert_eq!(super::segment::cached_bytes(), 0);
+    let mut a = Buffer::new();
+    a.add(&[2u8; 4096]).unwrap();
+    let mut b = Buffer::new();
+    a.remove_buffer(&mut b, 100).unwrap();
+    drop(a);
+    drop(b);
+    assert_eq!(super::segment::cached_bytes(), 0);
+    let mut odd = Buffer::new();
+    odd.add(&[3u8; 100_000]).unwrap();
+    drop(odd);
+    assert_eq!(super::segment::cached_bytes(), 0);
+    drop(held);
+}
+
+/// `release_spare` gives back an empty tail; `can_reserve_cheaply` is true
+/// only when a reservation would need no allocation and no zeroing.
+#[test]
+fn spare_space_is_released_and_cheap_reservations_are_known() {
+    let mut a = Buffer::new();
+    assert!(!a.can_reserve_cheaply(16 * 1024), "the cache starts empty");
+    a.expand(16 * 1024).unwrap();
+    assert_eq!(a.segment_count(), 1);
+    // The tail's spare space is not initialized yet.
+    assert!(!a.can_reserve_cheaply(100));
+    a.release_spare();
+    assert_eq!(a.segment_count(), 0);
+    // The released segment (zeroed on its way to the cache) comes back.
+    assert!(a.can_reserve_cheaply(16 * 1024));
+    {
+        let mut r = a.reserve(16 * 1024).unwrap();
+        r[0][..3].copy_from_slice(b"abc");
+    }
+    a.commit(3).unwrap();
+    assert!(a.can_reserve_cheaply(100), "initialized spare in the tail");
+    let mut out = [0u8; 3];
+    a.remove(&mut out).unwrap();
+    assert_eq!(&out, b"abc");
+    a.check_invariants().unwrap();
+}

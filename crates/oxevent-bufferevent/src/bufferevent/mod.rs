@@ -252,7 +252,8 @@ pub(crate) struct Bevs {
     /// loop polls without sleeping.
     kick: Option<Event>,
     /// Where sockets are read into before the data is copied to the input
-    /// (see `socket::read_socket`); as large as the largest max single read.
+    /// when the input has no initialized space to read into (see
+    /// `Buffer::read_socket_via`); as large as the largest max single read.
     pub(crate) scratch: Vec<u8>,
 }
 

@@ -776,31 +776,16 @@ pub(crate) fn family_matches(family: Family, addr: &SocketAddr) -> bool {
     }
 }
 
-/// Reads up to `max` bytes from the socket into `input`: one `recv` into the
-/// base's scratch buffer, then a copy of what arrived. Reading straight into
-/// the buffer's spare space would need that space zeroed first (no unsafe
-/// here), and zeroing 16 KiB for every 4 KiB message costs more than copying
-/// the 4 KiB that came. Returns the bytes read; `Ok(0)` is end of file.
+/// Reads up to `max` bytes from the socket into `input` with one `recv`
+/// (see `Buffer::read_socket_via`). Returns the bytes read; `Ok(0)` is end
+/// of file.
 fn read_socket(
     fd: std::os::fd::BorrowedFd<'_>,
     input: &mut crate::buffer::Buffer,
     scratch: &mut Vec<u8>,
     max: usize,
 ) -> Result<usize, BufferError> {
-    if scratch.len() < max {
-        // Grows to the largest max single read in use, once per base.
-        scratch.resize(max, 0);
-    }
-    let n = loop {
-        match oxevent_core::fdio::recv(fd, &mut scratch[..max]) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => return input.read_from(fd, max),
-            Err(e) => return Err(BufferError::Io(e)),
-            Ok(n) => break n,
-        }
-    };
-    input.add(&scratch[..n])?;
-    Ok(n)
+    input.read_socket_via(fd, max, scratch)
 }
 
 #[cfg(test)]
