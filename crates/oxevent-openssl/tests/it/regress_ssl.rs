@@ -13,9 +13,9 @@ use openssl::ssl::{AlpnError, NameType, SslAcceptor, SslMethod, SslOptions};
 use oxevent_bufferevent::{BevFlags, BevOptions, BufferEvent};
 use oxevent_core::{EventBase, What};
 use oxevent_openssl::{SslBufferEvent, TlsError, TlsState};
-use oxevent_test_support::{Watchdog, tcp_pair};
+use oxevent_test_support::{TestPki, Watchdog, tcp_pair};
 
-use crate::common::{Fnv, Pki, base, pattern, run_until};
+use crate::common::{Fnv, acceptor, base, pattern, pki, record_reads, run_until};
 
 /// Records the events a bufferevent gets.
 fn record_events(base: &mut EventBase, bev: BufferEvent) -> Rc<RefCell<Vec<BevFlags>>> {
@@ -28,7 +28,7 @@ fn record_events(base: &mut EventBase, bev: BufferEvent) -> Rc<RefCell<Vec<BevFl
 
 /// A client and a server TLS bufferevent joined by a loopback TCP
 /// connection (socket mode).
-fn over_tcp(base: &mut EventBase, pki: &Pki) -> (BufferEvent, BufferEvent) {
+fn over_tcp(base: &mut EventBase, pki: &TestPki) -> (BufferEvent, BufferEvent) {
     let (c, s) = tcp_pair();
     let connector = pki.connector();
     let cssl = oxevent_openssl::client_ssl(&connector, "localhost").unwrap();
@@ -40,7 +40,7 @@ fn over_tcp(base: &mut EventBase, pki: &Pki) -> (BufferEvent, BufferEvent) {
         BevOptions::CLOSE_ON_FREE,
     )
     .unwrap();
-    let sssl = oxevent_openssl::server_ssl(&pki.acceptor()).unwrap();
+    let sssl = oxevent_openssl::server_ssl(&acceptor(pki)).unwrap();
     let server = oxevent_openssl::socket_new(
         base,
         Some(OwnedFd::from(s)),
@@ -55,13 +55,13 @@ fn over_tcp(base: &mut EventBase, pki: &Pki) -> (BufferEvent, BufferEvent) {
 #[test]
 fn filter_mode_over_a_pair_with_sni_and_alpn() {
     let _w = Watchdog::new("filter over pair", Duration::from_secs(20));
-    let pki = Pki::new();
+    let pki = pki();
     let mut base = base();
     let (a, b) = BufferEvent::pair(&mut base, BevOptions::empty()).unwrap();
 
     let mut ab = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap();
-    ab.set_certificate(&pki.leaf).unwrap();
-    ab.set_private_key(&pki.leaf_key).unwrap();
+    ab.set_certificate(pki.leaf()).unwrap();
+    ab.set_private_key(pki.leaf_key()).unwrap();
     ab.set_options(SslOptions::NO_RENEGOTIATION);
     ab.set_alpn_select_callback(|_, client| {
         openssl::ssl::select_next_proto(b"\x08http/1.1", client).ok_or(AlpnError::NOACK)
@@ -105,16 +105,7 @@ fn filter_mode_over_a_pair_with_sni_and_alpn() {
             }
         })
         .unwrap();
-    let got = Rc::new(RefCell::new(Vec::new()));
-    let g = got.clone();
-    client
-        .on_read(&mut base, move |base, bev| {
-            let input = bev.input(base).unwrap();
-            let mut v = vec![0; input.len()];
-            input.remove(&mut v).unwrap();
-            g.borrow_mut().extend_from_slice(&v);
-        })
-        .unwrap();
+    let got = record_reads(&mut base, client);
     server.enable(&mut base, What::READ).unwrap();
     client.enable(&mut base, What::READ).unwrap();
     // Written before the handshake: sent once it completes.
@@ -209,7 +200,7 @@ fn bulk_side(base: &mut EventBase, bev: BufferEvent, seed: u64, total: u64) -> R
 fn sixty_four_mib_both_ways_with_small_watermarks() {
     let _w = Watchdog::new("64 MiB both ways", Duration::from_secs(240));
     const TOTAL: u64 = 64 * 1024 * 1024;
-    let pki = Pki::new();
+    let pki = pki();
     let mut base = base();
     let (client, server) = over_tcp(&mut base, &pki);
     let cev = record_events(&mut base, client);
@@ -238,7 +229,7 @@ fn sixty_four_mib_both_ways_with_small_watermarks() {
 #[test]
 fn a_peer_that_stops_mid_handshake_times_out() {
     let _w = Watchdog::new("handshake timeout", Duration::from_secs(20));
-    let pki = Pki::new();
+    let pki = pki();
     let mut base = base();
     // A TCP peer that accepts (in the kernel) and never answers.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -263,7 +254,7 @@ fn a_peer_that_stops_mid_handshake_times_out() {
     let server = oxevent_openssl::socket_new(
         &mut base,
         Some(OwnedFd::from(s)),
-        oxevent_openssl::server_ssl(&pki.acceptor()).unwrap(),
+        oxevent_openssl::server_ssl(&acceptor(&pki)).unwrap(),
         TlsState::Accepting,
         BevOptions::CLOSE_ON_FREE,
     )
@@ -294,10 +285,13 @@ fn a_peer_that_stops_mid_handshake_times_out() {
 
 /// A real OpenSSL server on a thread: handshakes, sends "bye", then closes
 /// with close_notify (`clean`) or without.
-fn closing_server(pki: &Pki, clean: bool) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+fn closing_server(
+    pki: &TestPki,
+    clean: bool,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let acceptor = pki.acceptor();
+    let acceptor = acceptor(pki);
     let h = std::thread::spawn(move || {
         listener.set_nonblocking(false).unwrap();
         let (tcp, _) = listener.accept().unwrap();
@@ -313,7 +307,11 @@ fn closing_server(pki: &Pki, clean: bool) -> (std::net::SocketAddr, std::thread:
     (addr, h)
 }
 
-fn end_of(pki: &Pki, clean: bool, allow_dirty: bool) -> (Vec<u8>, Vec<BevFlags>, Option<TlsError>) {
+fn end_of(
+    pki: &TestPki,
+    clean: bool,
+    allow_dirty: bool,
+) -> (Vec<u8>, Vec<BevFlags>, Option<TlsError>) {
     let (addr, server) = closing_server(pki, clean);
     let mut base = base();
     let ssl = oxevent_openssl::client_ssl(&pki.connector(), "localhost").unwrap();
@@ -329,16 +327,7 @@ fn end_of(pki: &Pki, clean: bool, allow_dirty: bool) -> (Vec<u8>, Vec<BevFlags>,
         .set_allow_dirty_shutdown(&mut base, allow_dirty)
         .unwrap();
     assert_eq!(client.allow_dirty_shutdown(&mut base).unwrap(), allow_dirty);
-    let got = Rc::new(RefCell::new(Vec::new()));
-    let g = got.clone();
-    client
-        .on_read(&mut base, move |base, bev| {
-            let input = bev.input(base).unwrap();
-            let mut v = vec![0; input.len()];
-            input.remove(&mut v).unwrap();
-            g.borrow_mut().extend_from_slice(&v);
-        })
-        .unwrap();
+    let got = record_reads(&mut base, client);
     let evs = Rc::new(RefCell::new(Vec::new()));
     let err = Rc::new(RefCell::new(None));
     let (e, er) = (evs.clone(), err.clone());
@@ -367,7 +356,7 @@ fn end_of(pki: &Pki, clean: bool, allow_dirty: bool) -> (Vec<u8>, Vec<BevFlags>,
 #[test]
 fn clean_close_is_eof() {
     let _w = Watchdog::new("clean close", Duration::from_secs(20));
-    let pki = Pki::new();
+    let pki = pki();
     let (got, evs, err) = end_of(&pki, true, false);
     assert_eq!(got, b"bye");
     assert_eq!(
@@ -380,7 +369,7 @@ fn clean_close_is_eof() {
 #[test]
 fn dirty_shutdown_is_an_error_unless_allowed() {
     let _w = Watchdog::new("dirty shutdown", Duration::from_secs(20));
-    let pki = Pki::new();
+    let pki = pki();
     let (got, evs, err) = end_of(&pki, false, false);
     assert_eq!(got, b"bye", "the data before the close is delivered");
     assert_eq!(
@@ -405,7 +394,7 @@ fn dirty_shutdown_is_an_error_unless_allowed() {
 fn decrypted_data_is_not_stranded_when_reading_resumes() {
     let _w = Watchdog::new("pending data", Duration::from_secs(30));
     const TOTAL: usize = 3 * 16 * 1024;
-    let pki = Pki::new();
+    let pki = pki();
     let mut base = base();
     let (a, b) = BufferEvent::pair(&mut base, BevOptions::empty()).unwrap();
     let client = oxevent_openssl::filter_new(
@@ -419,7 +408,7 @@ fn decrypted_data_is_not_stranded_when_reading_resumes() {
     let server = oxevent_openssl::filter_new(
         &mut base,
         b,
-        oxevent_openssl::server_ssl(&pki.acceptor()).unwrap(),
+        oxevent_openssl::server_ssl(&acceptor(&pki)).unwrap(),
         TlsState::Accepting,
         BevOptions::CLOSE_ON_FREE,
     )
@@ -481,21 +470,12 @@ fn decrypted_data_is_not_stranded_when_reading_resumes() {
 #[test]
 fn reading_resumes_after_a_read_timeout() {
     let _w = Watchdog::new("timeout then resume", Duration::from_secs(20));
-    let pki = Pki::new();
+    let pki = pki();
     let mut base = base();
     let (client, server) = over_tcp(&mut base, &pki);
     let cev = record_events(&mut base, client);
     let sev = record_events(&mut base, server);
-    let got = Rc::new(RefCell::new(Vec::new()));
-    let g = got.clone();
-    client
-        .on_read(&mut base, move |base, bev| {
-            let input = bev.input(base).unwrap();
-            let mut v = vec![0; input.len()];
-            input.remove(&mut v).unwrap();
-            g.borrow_mut().extend_from_slice(&v);
-        })
-        .unwrap();
+    let got = record_reads(&mut base, client);
     client.enable(&mut base, What::READ).unwrap();
     server.enable(&mut base, What::READ).unwrap();
     assert!(run_until(&mut base, Duration::from_secs(10), |_| {

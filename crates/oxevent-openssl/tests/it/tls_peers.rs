@@ -14,15 +14,15 @@ use openssl::x509::X509VerifyResult;
 use oxevent_bufferevent::{BevFlags, BevOptions, BufferEvent, Listener, ListenerOptions};
 use oxevent_core::What;
 use oxevent_openssl::{SslBufferEvent, TlsError, TlsState};
-use oxevent_test_support::Watchdog;
+use oxevent_test_support::{LineChild, TestPki, Watchdog};
 
-use crate::common::{Pki, Proc, base, run_until, s_server};
+use crate::common::{acceptor, base, pki, record_reads, run_until, s_server};
 
 #[test]
 fn our_server_answers_s_client() {
     let _w = Watchdog::new("server vs s_client", Duration::from_secs(30));
-    let pki = Pki::new();
-    let acceptor = pki.acceptor();
+    let pki = pki();
+    let acceptor = acceptor(&pki);
     let mut base = base();
     let accepted = Rc::new(RefCell::new(Vec::<BufferEvent>::new()));
     let acc = accepted.clone();
@@ -71,7 +71,7 @@ fn our_server_answers_s_client() {
     cmd.args(["s_client", "-connect"])
         .arg(addr.to_string())
         .arg("-CAfile")
-        .arg(pki.path("ca.pem"))
+        .arg(pki.ca_pem_path())
         .args([
             "-verify_return_error",
             "-verify_hostname",
@@ -80,9 +80,9 @@ fn our_server_answers_s_client() {
             "localhost",
             "-quiet",
         ]);
-    let mut client = Proc::spawn(cmd);
+    let mut client = LineChild::spawn(&mut cmd);
     client
-        .child
+        .child()
         .stdin
         .as_mut()
         .unwrap()
@@ -91,15 +91,17 @@ fn our_server_answers_s_client() {
     let mut status = None;
     assert!(
         run_until(&mut base, Duration::from_secs(20), |_| {
-            status = client.child.try_wait().unwrap();
+            status = client.child().try_wait().unwrap();
             status.is_some()
         }),
         "s_client did not finish"
     );
     assert!(status.unwrap().success(), "s_client failed: {status:?}");
     // The reader thread may still be passing the last lines on.
-    let lines = client.wait_line("echo: hello tls", Duration::from_secs(10));
-    assert!(lines.is_some(), "s_client did not print the echo");
+    assert!(
+        client.wait_line("echo: hello tls", Duration::from_secs(10)),
+        "s_client did not print the echo"
+    );
     assert_eq!(accepted.borrow().len(), 1);
     let bev = accepted.borrow()[0];
     assert!(!bev.is_valid(&mut base), "freed after the reply");
@@ -123,19 +125,11 @@ fn fetch(
     .unwrap();
     assert_eq!(bev.fd(&mut base).unwrap(), None, "no socket yet");
     assert_eq!(bev.underlying(&mut base).unwrap(), None, "socket mode");
-    let got = Rc::new(RefCell::new(Vec::new()));
+    let got = record_reads(&mut base, bev);
     let events = Rc::new(RefCell::new(Vec::new()));
     let error = Rc::new(RefCell::new(None));
-    let (g, e, er) = (got.clone(), events.clone(), error.clone());
+    let (e, er) = (events.clone(), error.clone());
     let mut check = Some(check);
-    bev.on_read(&mut base, move |base, bev| {
-        let input = bev.input(base).unwrap();
-        let n = input.len();
-        let mut v = vec![0; n];
-        input.remove(&mut v).unwrap();
-        g.borrow_mut().extend_from_slice(&v);
-    })
-    .unwrap();
     bev.on_event(&mut base, move |base, bev, ev| {
         e.borrow_mut().push(ev.what);
         if ev.what.contains(BevFlags::CONNECTED) {
@@ -170,7 +164,7 @@ fn fetch(
 #[test]
 fn our_client_fetches_from_s_server() {
     let _w = Watchdog::new("client vs s_server", Duration::from_secs(30));
-    let pki = Pki::new();
+    let pki = pki();
     let (_server, addr) = s_server(&pki);
     let connector = pki.connector();
     let ssl = oxevent_openssl::client_ssl(&connector, "localhost").unwrap();
@@ -199,7 +193,7 @@ fn our_client_fetches_from_s_server() {
     );
 }
 
-fn rejected(connector: &SslConnector, host: &str, pki: &Pki) -> (Vec<BevFlags>, TlsError) {
+fn rejected(connector: &SslConnector, host: &str, pki: &TestPki) -> (Vec<BevFlags>, TlsError) {
     let (_server, addr) = s_server(pki);
     let ssl = oxevent_openssl::client_ssl(connector, host).unwrap();
     let (body, events, err) = fetch(addr, ssl, |_, _| panic!("must not connect"));
@@ -211,7 +205,7 @@ fn rejected(connector: &SslConnector, host: &str, pki: &Pki) -> (Vec<BevFlags>, 
 #[test]
 fn wrong_host_name_is_rejected() {
     let _w = Watchdog::new("wrong host name", Duration::from_secs(30));
-    let pki = Pki::new();
+    let pki = pki();
     let (events, err) = rejected(&pki.connector(), "wrong.example", &pki);
     assert!(events.last().unwrap().contains(BevFlags::ERROR));
     let stack = err.error_stack().expect("OpenSSL's error stack");
@@ -228,8 +222,7 @@ fn wrong_host_name_is_rejected() {
 #[test]
 fn untrusted_ca_is_rejected() {
     let _w = Watchdog::new("untrusted CA", Duration::from_secs(30));
-    let pki = Pki::new();
-    let other = Pki::new();
+    let (pki, other) = (pki(), pki());
     let (events, err) = rejected(&other.connector(), "localhost", &pki);
     assert!(events.last().unwrap().contains(BevFlags::ERROR));
     let stack = err.error_stack().expect("OpenSSL's error stack");
@@ -242,8 +235,7 @@ fn untrusted_ca_is_rejected() {
 #[test]
 fn turning_verification_off_is_explicit() {
     let _w = Watchdog::new("insecure client", Duration::from_secs(30));
-    let pki = Pki::new();
-    let other = Pki::new();
+    let (pki, other) = (pki(), pki());
     let (_server, addr) = s_server(&pki);
     // Untrusted CA and the wrong name: accepted only by the insecure session.
     let ssl = oxevent_openssl::insecure_client_ssl(&other.connector(), "wrong.example").unwrap();
