@@ -151,6 +151,17 @@ impl FdState {
     }
 }
 
+/// The backend interest an I/O event's flags ask for.
+#[inline]
+fn interest_of(what: What) -> Interest {
+    let mut i = Interest::empty();
+    i.set(Interest::READ, what.contains(What::READ));
+    i.set(Interest::WRITE, what.contains(What::WRITE));
+    i.set(Interest::CLOSED, what.contains(What::CLOSED));
+    i.set(Interest::EDGE, what.contains(What::ET));
+    i
+}
+
 #[derive(Debug)]
 pub(crate) struct CommonQueue {
     pub(crate) duration: u64,
@@ -161,40 +172,73 @@ pub(crate) struct CommonQueue {
 
 /// One priority's queue of (slot, activation sequence) entries.
 ///
-/// A plain `Vec` read from `head` on: pushing is a `Vec` push and popping a
-/// read and an increment, with none of a ring buffer's wrap-around
-/// arithmetic. The vector is emptied whenever the queue runs dry (every
+/// A buffer read from `head` to `tail`: pushing is a write and an
+/// increment, popping a read and an increment, with none of a ring buffer's
+/// wrap-around arithmetic. The queue is reset whenever it runs dry (every
 /// loop iteration that drains it), and compacted (see
 /// [`compact`](Self::compact)) if it never drains: a callback that keeps
 /// re-activating events, or a loop cut short by a break or the max-dispatch
-/// limits every iteration.
+/// limits every iteration. The buffer's length only grows, like a `Vec`'s
+/// capacity, so [`reserve`](Self::reserve) can make room ahead of the I/O
+/// dispatch loop, which then pushes without any call that could grow it.
 #[derive(Debug, Default)]
 pub(crate) struct ActiveQueue {
-    /// Entries before `head` were popped already.
-    pub(crate) queue: Vec<(u32, u32)>,
-    pub(crate) head: usize,
+    /// INVARIANT: `head <= tail <= buf.len()`; `buf[head..tail]` is queued.
+    buf: Vec<(u32, u32)>,
+    head: usize,
+    tail: usize,
     /// Live entries (dead ones are skipped when popped).
     pub(crate) live: u32,
 }
 
-/// Popped entries kept before [`ActiveQueue::push`] compacts the vector.
+/// Popped entries kept before [`ActiveQueue::compact`] moves the rest down.
 const ACTIVE_COMPACT: usize = 1024;
 
 impl ActiveQueue {
     #[inline]
     pub(crate) fn push(&mut self, idx: u32, seq: u32) {
-        self.queue.push((idx, seq));
+        if self.tail < self.buf.len() {
+            self.buf[self.tail] = (idx, seq);
+        } else {
+            self.buf.push((idx, seq));
+        }
+        self.tail += 1;
+    }
+
+    /// Makes room for `n` more entries, for [`push_reserved`](Self::push_reserved).
+    #[inline]
+    pub(crate) fn reserve(&mut self, n: usize) {
+        let need = self.tail + n;
+        if need > self.buf.len() {
+            self.grow(need);
+        }
+    }
+
+    #[cold]
+    fn grow(&mut self, need: usize) {
+        let len = need.max(self.buf.len() * 2).max(64);
+        self.buf.resize(len, (0, 0));
+    }
+
+    /// Pushes into room made by [`reserve`](Self::reserve). Running out of
+    /// room would be a bug in the caller's count, and the bounds check
+    /// turns it into a panic, never into memory unsafety.
+    #[inline]
+    pub(crate) fn push_reserved(&mut self, idx: u32, seq: u32) {
+        self.buf[self.tail] = (idx, seq);
+        self.tail += 1;
     }
 
     /// Drops the popped entries once they are many and at least half of
-    /// the vector. Called wherever entries may pile up without the queue
+    /// the queue. Called wherever entries may pile up without the queue
     /// draining: each activation from a callback (or a timer, a signal, a
     /// remote) and the start of each pass over the queue. The I/O dispatch
     /// between passes adds at most one entry per ready event.
     #[inline]
     pub(crate) fn compact(&mut self) {
-        if self.head >= ACTIVE_COMPACT && self.head * 2 >= self.queue.len() {
-            self.queue.drain(..self.head);
+        if self.head >= ACTIVE_COMPACT && self.head * 2 >= self.tail {
+            self.buf.copy_within(self.head..self.tail, 0);
+            self.tail -= self.head;
             self.head = 0;
         }
     }
@@ -202,20 +246,24 @@ impl ActiveQueue {
     /// The next entry, live or dead.
     #[inline]
     pub(crate) fn pop(&mut self) -> Option<(u32, u32)> {
-        let e = *self.queue.get(self.head)?;
+        if self.head >= self.tail {
+            return None;
+        }
+        let e = *self.buf.get(self.head)?;
         self.head += 1;
         Some(e)
     }
 
-    /// The slot of the entry [`pop`](Self::pop) returns next.
+    /// The slot of the entry [`pop`](Self::pop) probably returns next, for
+    /// a prefetch hint only: past the tail it is a stale entry.
     #[inline]
-    pub(crate) fn peek_idx(&self) -> Option<u32> {
-        self.queue.get(self.head).map(|e| e.0)
+    pub(crate) fn peek_hint(&self) -> Option<u32> {
+        self.buf.get(self.head).map(|e| e.0)
     }
 
     pub(crate) fn clear(&mut self) {
-        self.queue.clear();
         self.head = 0;
+        self.tail = 0;
     }
 }
 
@@ -295,6 +343,9 @@ pub struct EventBase {
     pub(crate) free: Vec<u32>,
 
     pub(crate) fds: Vec<FdState>,
+    /// Events with their I/O interest registered (in some fd's list): a
+    /// bound on what one I/O dispatch can activate.
+    pub(crate) io_events: usize,
     pub(crate) changes: Vec<RawFd>,
     pub(crate) changelist: bool,
 
@@ -416,6 +467,7 @@ impl EventBase {
             slots: Vec::new(),
             free: Vec::new(),
             fds: Vec::new(),
+            io_events: 0,
             changes: Vec::new(),
             changelist: config.changelist,
             heap: TimerHeap::default(),
@@ -1026,7 +1078,8 @@ impl EventBase {
         let pos = st.events.len() as u32;
         st.events.push(idx);
         st.count(what, true);
-        if before != st.wanted() || st.fresh {
+        // Counts only went up: the union gains exactly this event's interest.
+        if before != (before | interest_of(what)) || st.fresh {
             if immediate || st.fresh || st.registered.is_empty() {
                 if let Err(e) = self.apply_fd(fd) {
                     // Roll back so the base is as it was.
@@ -1042,6 +1095,7 @@ impl EventBase {
         let d = self.d(idx);
         d.inserted = true;
         d.list_pos = pos;
+        self.io_events += 1;
         Ok(())
     }
 
@@ -1050,6 +1104,7 @@ impl EventBase {
         let (fd, what, pos) = (d.fd, d.what, d.list_pos);
         d.inserted = false;
         d.list_pos = NIL;
+        self.io_events -= 1;
         let Self { fds, slots, .. } = self;
         let st = &mut fds[fd as usize];
         st.events.swap_remove(pos as usize);
@@ -1372,11 +1427,15 @@ impl EventBase {
 
     /// Moves the heap entry of a deferred re-arm (see `rearm`) to the
     /// deadline in its slot.
+    #[inline]
     pub(crate) fn flush_rearm(&mut self) {
-        let idx = std::mem::replace(&mut self.rearm, NIL);
-        if idx == NIL {
-            return;
+        if self.rearm != NIL {
+            self.flush_rearm_now();
         }
+    }
+
+    fn flush_rearm_now(&mut self) {
+        let idx = std::mem::replace(&mut self.rearm, NIL);
         let deadline = match self.slots.get(idx as usize).and_then(|s| s.data.as_ref()) {
             Some(d) if d.timer == TimerState::Heap => d.deadline,
             _ => return,

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::ops::ControlFlow;
 use std::time::Duration;
 
-use crate::base::{Event, EventBase, EventInfo, Kind, NIL, NO_TIMEOUT, TimerState};
+use crate::base::{Event, EventBase, EventInfo, Kind, NIL, NO_TIMEOUT, Slot, TimerState};
 use crate::flags::{LoopFlags, What};
 use crate::watch::WatchInfo;
 
@@ -137,20 +137,57 @@ impl EventBase {
             slots,
             active,
             counts,
+            io_events,
             ..
         } = self;
-        for &(fd, r) in ready.events() {
-            let Some(st) = fds.get(fd as usize) else {
-                continue;
-            };
-            let res = What::from_ready(r);
-            for &idx in &st.events {
-                let hit = match slots.get(idx as usize).and_then(|s| s.data.as_ref()) {
-                    Some(d) => d.what & res,
-                    None => continue,
+        if let [q] = &mut active[..] {
+            // One priority (the default): every event goes to this queue,
+            // and room for every I/O event is made up front, so the loop
+            // has no call that could grow the queue.
+            q.reserve(*io_events);
+            for &(fd, r) in ready.events() {
+                let Some(st) = fds.get(fd as usize) else {
+                    continue;
                 };
-                if !hit.is_empty() && Self::activate_in(slots, active, idx, hit, 1).is_some() {
+                let res = What::from_ready(r);
+                for &idx in &st.events {
+                    let Some(Slot { act_seq, data, .. }) = slots.get_mut(idx as usize) else {
+                        continue;
+                    };
+                    let Some(d) = data.as_mut() else {
+                        continue;
+                    };
+                    let hit = d.what & res;
+                    if hit.is_empty() {
+                        continue;
+                    }
+                    if d.active {
+                        d.res |= hit;
+                        continue;
+                    }
+                    d.active = true;
+                    d.res = hit;
+                    d.ncalls = 1;
+                    *act_seq = act_seq.wrapping_add(1);
+                    q.push_reserved(idx, *act_seq);
+                    q.live += 1;
                     counts.active += 1;
+                }
+            }
+        } else {
+            for &(fd, r) in ready.events() {
+                let Some(st) = fds.get(fd as usize) else {
+                    continue;
+                };
+                let res = What::from_ready(r);
+                for &idx in &st.events {
+                    let hit = match slots.get(idx as usize).and_then(|s| s.data.as_ref()) {
+                        Some(d) => d.what & res,
+                        None => continue,
+                    };
+                    if !hit.is_empty() && Self::activate_in(slots, active, idx, hit, 1).is_some() {
+                        counts.active += 1;
+                    }
                 }
             }
         }
@@ -200,7 +237,7 @@ impl EventBase {
             };
             // Start loading the next event while this one runs: a burst of
             // expired timers touches slots all over the slab.
-            if let Some(next) = q.peek_idx() {
+            if let Some(next) = q.peek_hint() {
                 crate::sys::hint::prefetch(self.slots.as_ptr().wrapping_add(next as usize));
             }
             // Off the active queue, keeping the result for the callback; a
@@ -244,9 +281,7 @@ impl EventBase {
                     self.running_event = Some(ev);
                     cb(self, ev, res);
                     self.running_event = None;
-                    if self.rearm != NIL {
-                        self.flush_rearm();
-                    }
+                    self.flush_rearm();
                     // Put the closure back unless the event was freed (or
                     // given a new callback) meanwhile; not a `once` event.
                     if let Some(s) = self.slots.get_mut(idx as usize) {
@@ -321,9 +356,7 @@ impl EventBase {
             cb(self, ev, res);
         }
         self.running_event = None;
-        if self.rearm != NIL {
-            self.flush_rearm();
-        }
+        self.flush_rearm();
         if let Ok(d) = self.data_mut(ev) {
             if d.kind == Kind::Signal {
                 d.ncalls = 0;
@@ -352,7 +385,7 @@ impl EventBase {
     /// libevent's `event_persist_closure`: re-arms the timeout of a
     /// persistent event about to run, relative to its old deadline when the
     /// timeout fired, else to now, never in the past.
-    #[inline]
+    #[inline(always)]
     fn persist_rearm(&mut self, idx: u32, res: What, rel: u64) {
         let now = self.now_ns();
         let defer = self.rearm == NIL && !self.is_common(rel);
@@ -686,5 +719,44 @@ mod tests {
         }
         base.free(me).unwrap();
         base.free(other).unwrap();
+    }
+
+    /// With several priorities the I/O dispatch takes the general path:
+    /// every ready event is queued at its own priority, and only the first
+    /// non-empty queue runs per iteration.
+    #[test]
+    fn io_events_are_queued_at_their_priority() {
+        let mut base = EventBase::with_config(&Config::new().priorities(2)).unwrap();
+        let (a1, b1) = UnixStream::pair().unwrap();
+        let (a2, b2) = UnixStream::pair().unwrap();
+        let order = log::<&'static str>();
+        let mut evs = Vec::new();
+        for (name, fd, prio) in [
+            ("low", b1.as_raw_fd(), 1u16),
+            ("low-too", b1.as_raw_fd(), 1),
+            ("high", b2.as_raw_fd(), 0),
+        ] {
+            let o = order.clone();
+            let ev = base
+                .event_new(fd, What::READ, move |_, _, _| o.borrow_mut().push(name))
+                .unwrap();
+            base.priority_set(ev, prio).unwrap();
+            base.add(ev, None).unwrap();
+            evs.push(ev);
+        }
+        // A prepare watcher marks each iteration.
+        let o = order.clone();
+        let w = base.watch_prepare(move |_, _| o.borrow_mut().push("|"));
+        (&a1).write_all(b"x").unwrap();
+        (&a2).write_all(b"x").unwrap();
+        let _w = Watchdog::new("priority dispatch", Duration::from_secs(10));
+        // Both fds are ready in the first wait: the high-priority event runs
+        // alone in that iteration, the two low ones in the next.
+        base.run(LoopFlags::ONCE).unwrap();
+        assert_eq!(*order.borrow(), ["|", "high", "|", "low", "low-too"]);
+        base.watch_free(w).unwrap();
+        for ev in evs {
+            base.free(ev).unwrap();
+        }
     }
 }
