@@ -90,11 +90,13 @@ struct State {
     ok: u64,
     errors: u64,
     lat_ns: Vec<u64>,
+    /// The buffer the next name is written into.
+    name: String,
 }
 
-/// Writes `name<i>.bench.test` into `buf` (no allocation, like the C
-/// clients' stack buffer) and returns it.
-fn name_of(i: u64, buf: &mut [u8; 48]) -> &str {
+/// Writes `name<i>.bench.test` into `buf` (cleared first; its capacity is
+/// kept, so no allocation per lookup, like the C clients' stack buffer).
+fn name_of(i: u64, buf: &mut String) {
     let mut digits = [0u8; 20];
     let mut n = i;
     let mut k = digits.len();
@@ -106,32 +108,30 @@ fn name_of(i: u64, buf: &mut [u8; 48]) -> &str {
             break;
         }
     }
-    let d = &digits[k..];
-    let mut len = 0;
-    for part in [&b"name"[..], d, &b".bench.test"[..]] {
-        buf[len..len + part.len()].copy_from_slice(part);
-        len += part.len();
+    buf.clear();
+    buf.push_str("name");
+    for &d in &digits[k..] {
+        buf.push(char::from(d));
     }
-    std::str::from_utf8(&buf[..len]).unwrap_or("name0.bench.test")
+    buf.push_str(".bench.test");
 }
 
 fn launch(base: &mut EventBase, dns: DnsBase, st: &Rc<RefCell<State>>, a: &Rc<Args>) {
     loop {
-        let i = {
-            let mut s = st.borrow_mut();
-            if s.started >= a.q || s.started - s.done >= a.f {
-                return;
-            }
-            s.started += 1;
-            s.prng.next() % a.names
-        };
-        let mut buf = [0u8; 48];
-        let name = name_of(i, &mut buf);
+        let mut s = st.borrow_mut();
+        if s.started >= a.q || s.started - s.done >= a.f {
+            return;
+        }
+        s.started += 1;
+        let i = s.prng.next() % a.names;
+        let mut name = std::mem::take(&mut s.name);
+        drop(s);
+        name_of(i, &mut name);
         let want = Ipv4Addr::from(0x0A00_0000u32 + i as u32 + 1);
         let t0 = Instant::now();
         let st2 = st.clone();
         let a2 = a.clone();
-        let r = dns.resolve_ipv4(base, name, QueryFlags::NO_SEARCH, move |base, res| {
+        let r = dns.resolve_ipv4(base, &name, QueryFlags::NO_SEARCH, move |base, res| {
             let ns = t0.elapsed().as_nanos() as u64;
             {
                 let mut s = st2.borrow_mut();
@@ -154,6 +154,7 @@ fn launch(base: &mut EventBase, dns: DnsBase, st: &Rc<RefCell<State>>, a: &Rc<Ar
             }
             launch(base, dns, &st2, &a2);
         });
+        st.borrow_mut().name = name;
         if let Err(e) = r {
             let mut s = st.borrow_mut();
             s.done += 1;
@@ -186,6 +187,7 @@ fn main() -> ExitCode {
         ok: 0,
         errors: 0,
         lat_ns: Vec::with_capacity(a.q as usize),
+        name: String::with_capacity(48),
     }));
     base.loopexit(Some(Duration::from_secs(a.limit)))
         .expect("loopexit");

@@ -747,15 +747,17 @@ impl DnsBase {
             &mut r.scratch,
         )?;
         let max_tx = r.opts.attempts.max(1);
-        self.submit(
-            base,
+        // One look-up of the resolver in the base for the whole request.
+        let (key, direct) = enqueue(
+            r,
             names,
             qtype,
             flags.contains(QueryFlags::USE_VC),
             None,
             max_tx,
             Box::new(cb),
-        )
+        )?;
+        Ok(self.launch(base, key, direct))
     }
 
     #[allow(clippy::too_many_arguments)] // internal: one call site per kind of request
@@ -770,54 +772,19 @@ impl DnsBase {
         cb: ResolveCallback,
     ) -> Result<Request> {
         let r = get_or(base, self)?;
-        if r.servers.is_empty() && !r.suspended {
-            return Err(Error::NoServers);
-        }
-        if r.reqs.len() >= r.opts.max_pending + r.opts.max_inflight {
-            return Err(Error::Io(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "too many pending dns requests",
-            )));
-        }
-        let tcp = tcp || r.opts.use_vc;
-        let key = r.reqs.insert(Req {
-            qtype,
-            names,
-            name_idx: 0,
-            query: r.buffers.pop().unwrap_or_else(|| Vec::with_capacity(64)),
-            qend: 0,
-            id: None,
-            via: Via::None,
-            tx: 0,
-            max_tx,
-            seq: 0,
-            tcp,
-            pin,
-            probe: pin.is_some(),
-            waiting: true,
-            cb: Some(cb),
-        });
-        if !r.suspended && r.inflight < r.opts.max_inflight && r.waiting.is_empty() {
-            // Room on the wire: straight out, no queueing.
-            if let Some(q) = r.reqs.get_mut(key) {
-                q.waiting = false;
-            }
-            r.inflight += 1;
-            match prepare_query(r, key) {
-                Ok(()) => transmit(base, self, key),
-                Err(e) => {
-                    if let Some(id) = r.reqs.remove(key).and_then(|q| q.id) {
-                        r.ids.remove(&id);
-                    }
-                    r.inflight -= 1;
-                    return Err(e);
-                }
-            }
+        let (key, direct) = enqueue(r, names, qtype, tcp, pin, max_tx, cb)?;
+        Ok(self.launch(base, key, direct))
+    }
+
+    /// Sends a request [`enqueue`] prepared for sending at once, or starts
+    /// waiting ones.
+    fn launch(self, base: &mut EventBase, key: Key, direct: bool) -> Request {
+        if direct {
+            transmit(base, self, key);
         } else {
-            r.waiting.push_back(key);
             start_waiting(base, self);
         }
-        Ok(Request { dns: self, key })
+        Request { dns: self, key }
     }
 
     /// Sends one probe to a down nameserver.
@@ -901,6 +868,12 @@ fn candidates(
     if name.is_empty() {
         return Err(Error::InvalidName(String::new()));
     }
+    if (no_search || search.is_empty()) && !name.ends_with('.') {
+        // Tried as given: checked once, where it is encoded (or by
+        // `enqueue` when it is queued), not here as well (`check_name` and
+        // `encode_name` accept the same names).
+        return Ok(Names::One(name.to_owned()));
+    }
     check(name)?;
     if let Some(abs) = name.strip_suffix('.') {
         return Ok(Names::One(if abs.is_empty() {
@@ -939,6 +912,74 @@ fn release_server(base: &mut EventBase, mut s: Server) {
     }
     if let Some(t) = s.probe_timer.take() {
         let _ = base.free(t);
+    }
+}
+
+/// Adds a request: prepared for sending at once when there is room on
+/// the wire (`true`: the caller transmits it), else queued (`false`).
+#[allow(clippy::too_many_arguments)] // internal: one call site per kind of request
+fn enqueue(
+    r: &mut Resolver,
+    names: Names,
+    qtype: RecordType,
+    tcp: bool,
+    pin: Option<u64>,
+    max_tx: u8,
+    cb: ResolveCallback,
+) -> Result<(Key, bool)> {
+    if r.servers.is_empty() && !r.suspended {
+        return Err(Error::NoServers);
+    }
+    if r.reqs.len() >= r.opts.max_pending + r.opts.max_inflight {
+        return Err(Error::Io(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "too many pending dns requests",
+        )));
+    }
+    let tcp = tcp || r.opts.use_vc;
+    let key = r.reqs.insert(Req {
+        qtype,
+        names,
+        name_idx: 0,
+        query: r.buffers.pop().unwrap_or_else(|| Vec::with_capacity(64)),
+        qend: 0,
+        id: None,
+        via: Via::None,
+        tx: 0,
+        max_tx,
+        seq: 0,
+        tcp,
+        pin,
+        probe: pin.is_some(),
+        waiting: true,
+        cb: Some(cb),
+    });
+    if !r.suspended && r.inflight < r.opts.max_inflight && r.waiting.is_empty() {
+        // Room on the wire: straight out, no queueing.
+        if let Some(q) = r.reqs.get_mut(key) {
+            q.waiting = false;
+        }
+        r.inflight += 1;
+        if let Err(e) = prepare_query(r, key) {
+            if let Some(id) = r.reqs.remove(key).and_then(|q| q.id) {
+                r.ids.remove(&id);
+            }
+            r.inflight -= 1;
+            return Err(e);
+        }
+        Ok((key, true))
+    } else {
+        // Sent later: a bad single name is still an error now (search-list
+        // names were checked by `candidates`).
+        if let Some(Names::One(n)) = r.reqs.get(key).map(|q| &q.names) {
+            if wire::check_name(n).is_err() {
+                let n = n.clone();
+                r.reqs.remove(key);
+                return Err(Error::InvalidName(n));
+            }
+        }
+        r.waiting.push_back(key);
+        Ok((key, false))
     }
 }
 
@@ -1116,41 +1157,59 @@ fn transmit(base: &mut EventBase, h: DnsBase, key: Key) {
         finish(base, h, key, Err(Error::NoServers));
         return;
     };
-    let fast = if tcp { None } else { udp_send_fast(r, si, key) };
-    apply(base, act);
-    let (sent, arm) = match fast {
-        Some(Ok(arm)) => (Ok(()), arm),
-        Some(Err(e)) => (Err(e), None),
-        None if tcp => (tcp_send(base, h, si, key), None),
-        None => (udp_send(base, h, si, key), None),
-    };
-    if let Some(ev) = arm {
-        let _ = base.add(ev, None);
+    if !tcp {
+        if let Some(res) = udp_send_fast(r, si, key) {
+            // The common case: sent on the pool without touching the base,
+            // so the bookkeeping needs no second look-up of the resolver.
+            let (ok, arm) = match res {
+                Ok(arm) => (true, arm),
+                Err(_) => (false, None),
+            };
+            let timer = note_sent(r, key, now, ok);
+            apply(base, act);
+            if let Some(ev) = arm {
+                let _ = base.add(ev, None);
+            }
+            if let Some((t, d)) = timer {
+                let _ = base.add(t, Some(d));
+            }
+            return;
+        }
     }
+    apply(base, act);
+    let sent = if tcp {
+        tcp_send(base, h, si, key)
+    } else {
+        udp_send(base, h, si, key)
+    };
     let Some(r) = get(base, h) else { return };
-    let Some(q) = r.reqs.get_mut(key) else { return };
+    if let Some((t, d)) = note_sent(r, key, now, sent.is_ok()) {
+        let _ = base.add(t, Some(d));
+    }
+}
+
+/// Counts a transmission of the request and queues its timeout; returns
+/// the resolver's timer and its delay when the timer must be armed.
+fn note_sent(r: &mut Resolver, key: Key, now: Instant, ok: bool) -> Option<(Event, Duration)> {
+    let q = r.reqs.get_mut(key)?;
     q.tx = q.tx.saturating_add(1);
     q.seq = q.seq.wrapping_add(1);
     let seq = q.seq;
     // A failed send (no socket, say) counts as a failed attempt at once,
     // rather than after a whole timeout.
-    let deadline = if sent.is_ok() {
-        now + r.opts.timeout
-    } else {
-        now
-    };
+    let deadline = if ok { now + r.opts.timeout } else { now };
     r.timeouts.push_back(Timeout {
         deadline,
         req: key,
         seq,
     });
-    if !r.timer_armed {
-        if let Some(t) = r.timer {
-            r.timer_armed = true;
-            let d = r.timeouts.front().map_or(deadline, |f| f.deadline);
-            let _ = base.add(t, Some(d.saturating_duration_since(now)));
-        }
+    if r.timer_armed {
+        return None;
     }
+    let t = r.timer?;
+    r.timer_armed = true;
+    let d = r.timeouts.front().map_or(deadline, |f| f.deadline);
+    Some((t, d.saturating_duration_since(now)))
 }
 
 /// A UDP socket bound to a random port and connected to `addr`.
@@ -1308,9 +1367,13 @@ fn on_udp_readable(base: &mut EventBase, h: DnsBase, server: u64, sock: u64) {
         let Some(u) = s.socks.iter().chain(&s.retiring).find(|u| u.id == sock) else {
             return;
         };
-        let n = match u.sock.recv_from(recv_buf) {
-            Ok((n, from)) if from == s.addr => n,
-            Ok(_) => continue,
+        // The socket is connected to the nameserver: the kernel delivers
+        // only datagrams from that address and port, so the source is
+        // checked without `recv_from` (the unit test
+        // `an_answer_from_another_address_is_ignored` checks a stranger's
+        // datagram is ignored).
+        let n = match u.sock.recv(recv_buf) {
+            Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             // ICMP errors (a refused port) and the like: the request's
             // timeout handles them.
@@ -1329,7 +1392,7 @@ fn on_udp_readable(base: &mut EventBase, h: DnsBase, server: u64, sock: u64) {
         if !wire::question_matches(msg, &q.query, q.qend, opts_case) {
             continue;
         }
-        let parsed = wire::parse_response_for(msg, Some(q.names.at(q.name_idx)));
+        let parsed = wire::parse_response_for(msg, Some((q.names.at(q.name_idx), q.qend)));
         handle_response(base, h, key, server, parsed);
     }
 }
@@ -1416,7 +1479,11 @@ fn handle_response(
             }
             transmit(base, h, key);
         }
-        other => finish(base, h, key, other),
+        other => {
+            // The resolver is at hand: no second look-up for `finish`.
+            let done = finish_in(r, key);
+            finish_out(base, h, done, other);
+        }
     }
 }
 
@@ -1424,10 +1491,19 @@ fn handle_response(
 /// runs its callback.
 fn finish(base: &mut EventBase, h: DnsBase, key: Key, res: Result<Answer>) {
     let Some(r) = get(base, h) else { return };
+    let done = finish_in(r, key);
+    finish_out(base, h, done, res);
+}
+
+/// What is left of a finished request once the resolver's tables are
+/// updated: base work, whether waiting requests may start, the callback.
+type Finished = (Option<EvAction>, bool, Option<ResolveCallback>);
+
+/// The resolver's side of [`finish`] (no base work, no callback).
+fn finish_in(r: &mut Resolver, key: Key) -> Finished {
     let act = detach_r(r, key);
     let Some(mut q) = r.reqs.remove(key) else {
-        apply(base, act);
-        return;
+        return (act, false, None);
     };
     if let Some(id) = q.id {
         r.ids.remove(&id);
@@ -1452,11 +1528,18 @@ fn finish(base: &mut EventBase, h: DnsBase, key: Key, res: Result<Answer>) {
         }
     }
     let more = !r.waiting.is_empty() && !r.suspended && r.inflight < r.opts.max_inflight;
+    (act, more, q.cb)
+}
+
+/// The base's side of [`finish`]: the base work, waiting requests, then
+/// the callback, once no borrow of the resolver is left.
+fn finish_out(base: &mut EventBase, h: DnsBase, done: Finished, res: Result<Answer>) {
+    let (act, more, cb) = done;
     apply(base, act);
     if more {
         start_waiting(base, h);
     }
-    if let Some(cb) = q.cb {
+    if let Some(cb) = cb {
         cb(base, res);
     }
 }
@@ -1723,7 +1806,73 @@ fn on_tcp_read(base: &mut EventBase, h: DnsBase, server: u64, what: What) {
         if q.via != (Via::Tcp { server }) || !wire::question_matches(&f, &q.query, q.qend, exact) {
             continue;
         }
-        let parsed = wire::parse_response_for(&f, Some(q.names.at(q.name_idx)));
+        let parsed = wire::parse_response_for(&f, Some((q.names.at(q.name_idx), q.qend)));
         handle_response(base, h, key, server, parsed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// A correct answer (one A record, `ip`) to the query `q`.
+    fn answer_to(q: &[u8], ip: [u8; 4]) -> Vec<u8> {
+        let mut pos = wire::HEADER_LEN;
+        while q[pos] != 0 {
+            pos += 1 + usize::from(q[pos]);
+        }
+        let qend = pos + 1 + 4;
+        let mut a = q[..qend].to_vec();
+        a[2] |= 0x80;
+        a[6..12].copy_from_slice(&[0, 1, 0, 0, 0, 0]);
+        a.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        a.extend_from_slice(&ip);
+        a
+    }
+
+    /// The source check rests on the sockets being connected: a datagram
+    /// from another port, with the right id and question, is never read.
+    #[test]
+    fn an_answer_from_another_address_is_ignored() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        let peer = std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            let (n, from) = server.recv_from(&mut buf).unwrap();
+            // The forged answer first, then the real one.
+            stranger
+                .send_to(&answer_to(&buf[..n], [6, 6, 6, 6]), from)
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            server
+                .send_to(&answer_to(&buf[..n], [10, 9, 8, 7]), from)
+                .unwrap();
+        });
+        let mut base = EventBase::new().unwrap();
+        let dns = DnsBase::new(&mut base, Init::Empty).unwrap();
+        dns.nameserver_sockaddr_add(&mut base, addr).unwrap();
+        let got = Rc::new(RefCell::new(None));
+        let g = got.clone();
+        dns.resolve_ipv4(
+            &mut base,
+            "x.test",
+            QueryFlags::NO_SEARCH,
+            move |base, r| {
+                *g.borrow_mut() = Some(r.map(|a| a.addrs()));
+                base.loopbreak();
+            },
+        )
+        .unwrap();
+        base.loopexit(Some(Duration::from_secs(10))).unwrap();
+        base.dispatch().unwrap();
+        peer.join().unwrap();
+        let got = got.borrow_mut().take().expect("an outcome");
+        assert_eq!(got.unwrap(), vec![IpAddr::V4(Ipv4Addr::new(10, 9, 8, 7))]);
     }
 }

@@ -30,16 +30,6 @@ impl Rng {
         self.pos = 0;
     }
 
-    /// One random byte.
-    pub(crate) fn byte(&mut self) -> u8 {
-        if self.pos >= self.buf.len() {
-            self.refill();
-        }
-        let b = self.buf[self.pos];
-        self.pos += 1;
-        b
-    }
-
     /// A random `u16`.
     pub(crate) fn u16(&mut self) -> u16 {
         if self.pos + 2 > self.buf.len() {
@@ -48,6 +38,17 @@ impl Rng {
         let v = u16::from_be_bytes([self.buf[self.pos], self.buf[self.pos + 1]]);
         self.pos += 2;
         v
+    }
+
+    /// A random `u32`.
+    pub(crate) fn u32(&mut self) -> u32 {
+        if self.pos + 4 > self.buf.len() {
+            self.refill();
+        }
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&self.buf[self.pos..self.pos + 4]);
+        self.pos += 4;
+        u32::from_ne_bytes(b)
     }
 
     /// A random `u64`.
@@ -65,7 +66,7 @@ impl Rng {
     pub(crate) fn below(&mut self, n: u32) -> u32 {
         let zone = u32::MAX - (u32::MAX % n);
         loop {
-            let v = u32::from_be_bytes([self.byte(), self.byte(), self.byte(), self.byte()]);
+            let v = self.u32();
             if v < zone {
                 return v % n;
             }

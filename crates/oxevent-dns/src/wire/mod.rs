@@ -108,21 +108,37 @@ pub fn encode_name(name: &str, out: &mut Vec<u8>) -> Result<(), WireError> {
         out.push(0);
         return Ok(());
     }
-    if !bytes.contains(&b'\\') {
-        // The common case: no escapes, each label copied whole.
-        let body = bytes.strip_suffix(b".").unwrap_or(bytes);
-        if body.len() + 2 > MAX_NAME_LEN {
-            return Err(WireError::NameTooLong);
+    // The common case: no escapes, each label copied whole, in one pass
+    // (an escape sends the name to the general loop below).
+    let body = bytes.strip_suffix(b".").unwrap_or(bytes);
+    if body.len() + 2 <= MAX_NAME_LEN {
+        out.reserve(body.len() + 2);
+        let mut rest = body;
+        let plain = loop {
+            let cut = find_dot_or_escape(rest);
+            let (label, next) = match cut {
+                None => (rest, None),
+                Some(i) if rest[i] == b'.' => (&rest[..i], Some(&rest[i + 1..])),
+                Some(_) => break false,
+            };
+            if label.is_empty() || label.len() > MAX_LABEL_LEN {
+                out.truncate(start);
+                return Err(WireError::BadLabel);
+            }
+            out.push(label.len() as u8);
+            out.extend_from_slice(label);
+            match next {
+                Some(n) => rest = n,
+                None => break true,
+            }
+        };
+        if plain {
+            out.push(0);
+            return Ok(());
         }
-        let at = out.len();
-        out.push(0);
-        out.extend_from_slice(body);
-        out.push(0);
-        if let Err(e) = fill_label_lengths(&mut out[at..]) {
-            out.truncate(start);
-            return Err(e);
-        }
-        return Ok(());
+        out.truncate(start);
+    } else if !bytes.contains(&b'\\') {
+        return Err(WireError::NameTooLong);
     }
     let mut i = 0;
     let r = loop {
@@ -199,28 +215,30 @@ fn push_label_bytes(label: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// Turns `0 body 0` (body with dots) into wire labels in place.
-fn fill_label_lengths(buf: &mut [u8]) -> Result<(), WireError> {
-    let last = buf.len() - 1;
-    let mut len_pos = 0;
-    let mut label = 0usize;
-    for i in 1..last {
-        if buf[i] == b'.' {
-            if label == 0 || label > MAX_LABEL_LEN {
-                return Err(WireError::BadLabel);
-            }
-            buf[len_pos] = label as u8;
-            len_pos = i;
-            label = 0;
-        } else {
-            label += 1;
+/// The position of the first `.` or `\` of `s`, eight bytes at a time.
+fn find_dot_or_escape(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES * 0x80;
+    // The top bit of the lowest zero byte of `v` (and maybe of higher
+    // ones, which `trailing_zeros` does not look at) is set.
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut chunks = s.chunks_exact(8);
+    let mut at = 0;
+    for c in &mut chunks {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        let x = u64::from_le_bytes(b);
+        let m = zero(x ^ (ONES * u64::from(b'.'))) | zero(x ^ (ONES * u64::from(b'\\')));
+        if m != 0 {
+            return Some(at + (m.trailing_zeros() / 8) as usize);
         }
+        at += 8;
     }
-    if label == 0 || label > MAX_LABEL_LEN {
-        return Err(WireError::BadLabel);
-    }
-    buf[len_pos] = label as u8;
-    Ok(())
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'.' || b == b'\\')
+        .map(|p| at + p)
 }
 
 /// Whether `name` (presentation form) is a valid name, without encoding
@@ -423,7 +441,7 @@ fn parse_record(msg: &[u8], pos: usize, qname: Option<&str>) -> Result<(Record, 
     let p = match qname {
         // A pointer to the question's name (offset 12): the name asked.
         Some(q) if msg.get(pos..pos + 2) == Some(&[0xC0, HEADER_LEN as u8]) => {
-            name.push_str(q);
+            name = q.to_owned();
             pos + 2
         }
         _ => decode_name(msg, pos, &mut name)?,
@@ -482,9 +500,14 @@ pub fn parse_response(msg: &[u8]) -> Result<Response, WireError> {
 }
 
 /// [`parse_response`] for a response whose question was already checked
-/// to be `qname` (case aside): owner names that point at the question are
-/// given as `qname`, without decoding them again.
-pub(crate) fn parse_response_for(msg: &[u8], qname: Option<&str>) -> Result<Response, WireError> {
+/// (by [`question_matches`]) to be the one question `qname`, ending at
+/// `qend`: the question is not walked again, and owner names that point at
+/// it are given as `qname`, without decoding them again.
+pub(crate) fn parse_response_for(
+    msg: &[u8],
+    known: Option<(&str, usize)>,
+) -> Result<Response, WireError> {
+    let qname = known.map(|(n, _)| n);
     if msg.len() < HEADER_LEN {
         return Err(WireError::Truncated);
     }
@@ -498,10 +521,16 @@ pub(crate) fn parse_response_for(msg: &[u8], qname: Option<&str>) -> Result<Resp
     let ns = be16(msg, 8)?;
     let ar = be16(msg, 10)?;
     let mut pos = HEADER_LEN;
-    for _ in 0..qd {
-        pos = skip_name(msg, pos)? + 4;
-        if pos > msg.len() {
-            return Err(WireError::Truncated);
+    match known {
+        // One question, byte-for-byte the query's (case aside).
+        Some((_, qend)) if qd == 1 && qend <= msg.len() => pos = qend,
+        _ => {
+            for _ in 0..qd {
+                pos = skip_name(msg, pos)? + 4;
+                if pos > msg.len() {
+                    return Err(WireError::Truncated);
+                }
+            }
         }
     }
     // Each record takes at least 11 bytes: the capacity is bounded by the
@@ -558,19 +587,56 @@ pub fn randomize_case(query: &mut [u8], qend: usize, mut random: impl FnMut() ->
     let Some(name) = query.get_mut(HEADER_LEN..end) else {
         return;
     };
+    // Byte i of the name takes bit i of the random stream (one 64-bit
+    // word per 64 bytes, so at most 4 words for a 255-byte name); only
+    // letters change. Eight bytes at a time, without a branch per byte.
     let mut word = 0u64;
-    let mut left = 0u32;
-    for b in name {
-        if (*b | 0x20).wrapping_sub(b'a') < 26 {
-            if left == 0 {
-                word = random();
-                left = 64;
-            }
-            *b ^= ((word & 1) as u8) << 5;
-            word >>= 1;
-            left -= 1;
+    let mut chunks = name.chunks_exact_mut(8);
+    let mut k = 0usize;
+    for chunk in &mut chunks {
+        if k % 8 == 0 {
+            word = random();
         }
+        let bits = (word >> (8 * (k % 8))) as u8;
+        k += 1;
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(b);
+        chunk.copy_from_slice(&(x ^ case_flips(x, bits)).to_le_bytes());
     }
+    // The last bytes (fewer than 8), one at a time.
+    let rest = chunks.into_remainder();
+    if rest.is_empty() {
+        return;
+    }
+    if k % 8 == 0 {
+        word = random();
+    }
+    let mut bits = (word >> (8 * (k % 8))) as u8;
+    for b in rest {
+        let letter = u8::from((*b | 0x20).wrapping_sub(b'a') < 26);
+        *b ^= (letter & bits) << 5;
+        bits >>= 1;
+    }
+}
+
+/// The 0x20 bits to flip in the eight bytes `x` (little-endian): byte j
+/// is flipped when it is an ASCII letter and bit j of `bits` is set.
+fn case_flips(x: u64, bits: u8) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = ONES * 0x7F;
+    const HIGH: u64 = ONES * 0x80;
+    const CASE: u64 = ONES * 0x20;
+    // Every byte below 0x80 after the masking, so no sum carries into the
+    // next byte.
+    let y = (x | CASE) & LOW7;
+    let ge_a = y + ONES * (0x80 - u64::from(b'a'));
+    let gt_z = y + ONES * (0x80 - u64::from(b'z') - 1);
+    let letters = ge_a & !gt_z & !x & HIGH;
+    // Bit j of `bits` to the top bit of byte j.
+    let spread = (u64::from(bits) * ONES) & 0x8040_2010_0804_0201;
+    let chosen = (spread + LOW7) & HIGH;
+    (letters & chosen) >> 2
 }
 
 /// A parsed request (the server side).

@@ -165,6 +165,44 @@ fn question_matching_and_case() {
     assert!(question_matches(&r, &q, qend, false));
 }
 
+#[test]
+fn case_randomisation_flips_exactly_the_letters_chosen() {
+    // Every byte value at every position, against the plain per-byte rule:
+    // byte i of the name flips its 0x20 bit iff it is a letter and bit i of
+    // the random stream is set.
+    let words = [
+        0x5555_5555_5555_5555u64,
+        0xFFFF_FFFF_FFFF_FFFF,
+        0x0123_4567_89AB_CDEF,
+        0,
+    ];
+    for start in (0u16..256).step_by(50) {
+        let mut q = vec![0u8; HEADER_LEN];
+        let body: Vec<u8> = (0..250u16).map(|i| ((i + start) % 256) as u8).collect();
+        q.extend_from_slice(&body);
+        q.extend_from_slice(&[0, 1, 0, 1]);
+        let qend = q.len();
+        let mut next = 0;
+        let mut r = q.clone();
+        randomize_case(&mut r, qend, || {
+            next += 1;
+            words[next - 1]
+        });
+        assert_eq!(next, 4);
+        for (i, (&a, &b)) in body.iter().zip(&r[HEADER_LEN..qend - 4]).enumerate() {
+            let bit = words[i / 64] >> (i % 64) & 1 == 1;
+            let want = if bit && a.is_ascii_alphabetic() {
+                a ^ 0x20
+            } else {
+                a
+            };
+            assert_eq!(b, want, "byte {i} ({a:#x})");
+        }
+        assert_eq!(r[..HEADER_LEN], q[..HEADER_LEN]);
+        assert_eq!(r[qend - 4..], q[qend - 4..]);
+    }
+}
+
 /// A response header with `an` answers and no question, then `body`.
 fn with_answers(an: u16, body: &[u8]) -> Vec<u8> {
     let mut m = vec![0, 1, 0x81, 0x80, 0, 0];
@@ -409,6 +447,69 @@ proptest! {
         if let Ok(r) = parse_response(&msg) {
             for a in r.answers {
                 prop_assert!(a.name.len() <= 4 * MAX_NAME_LEN);
+            }
+        }
+    }
+}
+
+#[test]
+fn check_name_and_encode_name_agree() {
+    // The resolver checks a single name only by encoding it, and a
+    // search-list name by `check_name`: both must accept the same names.
+    let long_label = "a".repeat(64);
+    let max_label = "a".repeat(63);
+    let long_name = [max_label.as_str(); 5].join(".");
+    let just_fits = ["a".repeat(62).as_str(); 4].join(".");
+    let names = [
+        "",
+        ".",
+        "a",
+        "a.",
+        "a..",
+        "..",
+        ".a",
+        "a..b",
+        "a.b.c",
+        "name12.bench.test",
+        &long_label,
+        &max_label,
+        &long_name,
+        &just_fits,
+        "a\\.b",
+        "a\\",
+        "a\\256",
+        "a\\065b",
+        "a.\\.",
+        "\\..a",
+        "a b.c",
+    ];
+    for n in names {
+        let mut v = Vec::new();
+        let enc = encode_name(n, &mut v);
+        assert_eq!(check_name(n).is_ok(), enc.is_ok(), "{n:?}");
+        assert_eq!(check_name(n).err(), enc.err(), "{n:?}");
+        if enc.is_err() {
+            assert!(v.is_empty(), "{n:?}: nothing is left behind");
+        }
+    }
+}
+
+#[test]
+fn finding_dots_and_escapes_agrees_with_a_plain_search() {
+    for len in 0..40usize {
+        for at in 0..=len {
+            for (c, other) in [(b'.', b'\\'), (b'\\', b'.'), (b'.', 0x80 | b'.')] {
+                // Bytes around the target that are close to it (0x2D, 0x2F,
+                // 0xAE...) must not be taken for it.
+                let mut s: Vec<u8> = (0..len).map(|i| [b'-', b'/', 0xAE, b'a'][i % 4]).collect();
+                if at < len {
+                    s[at] = c;
+                    if at + 1 < len {
+                        s[at + 1] = other;
+                    }
+                }
+                let want = s.iter().position(|&b| b == b'.' || b == b'\\');
+                assert_eq!(find_dot_or_escape(&s), want, "{s:?}");
             }
         }
     }
