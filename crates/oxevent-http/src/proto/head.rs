@@ -215,8 +215,18 @@ fn with_header_slots<'b, R>(count: usize, f: impl FnOnce(&mut [httparse::Header<
     }
 }
 
-fn collect_headers(parsed: &[httparse::Header<'_>], head_len: usize) -> Headers {
-    let mut headers = Headers::with_capacity(parsed.len(), head_len);
+fn collect_headers(
+    parsed: &[httparse::Header<'_>],
+    head_len: usize,
+    reuse: Option<Headers>,
+) -> Headers {
+    let mut headers = match reuse {
+        Some(mut h) => {
+            h.clear();
+            h
+        }
+        None => Headers::with_capacity(parsed.len(), head_len),
+    };
     for h in parsed {
         headers.append(h.name, h.value);
     }
@@ -270,7 +280,14 @@ fn map_header_error(e: httparse::Error) -> Option<ParseError> {
     }
 }
 
-fn request_head(buf: &[u8], s: &Scanned, limits: &Limits) -> Result<RequestHead, ParseError> {
+/// Builds the head; `spare` is a previous head whose allocations (target, headers) are
+/// reused.
+fn request_head(
+    buf: &[u8],
+    s: &Scanned,
+    limits: &Limits,
+    spare: Option<RequestHead>,
+) -> Result<RequestHead, ParseError> {
     let head = &buf[..s.end];
     let line = &buf[s.start_line.clone()];
     with_header_slots(s.header_lines, |slots| {
@@ -292,11 +309,25 @@ fn request_head(buf: &[u8], s: &Scanned, limits: &Limits) -> Result<RequestHead,
         } else {
             Version::Http11
         };
-        let headers = collect_headers(req.headers, head.len());
+        let (target, headers) = match spare {
+            Some(RequestHead {
+                target: mut t,
+                headers: h,
+                ..
+            }) => {
+                t.clear();
+                t.push_str(target);
+                (t, collect_headers(req.headers, head.len(), Some(h)))
+            }
+            None => (
+                target.to_owned(),
+                collect_headers(req.headers, head.len(), None),
+            ),
+        };
         let framing = framing::request(version, &headers, limits)?;
         Ok(RequestHead {
             method,
-            target: target.to_owned(),
+            target,
             version,
             headers,
             body: framing.body,
@@ -335,7 +366,7 @@ fn response_head(
         } else {
             Version::Http11
         };
-        let headers = collect_headers(res.headers, head.len());
+        let headers = collect_headers(res.headers, head.len(), None);
         let framing = framing::response(version, status, &headers, request, limits)?;
         Ok(ResponseHead {
             version,
@@ -394,10 +425,20 @@ impl RequestParser {
 
     /// Parses as much of a head as `buf` holds. See [`RequestParser`].
     pub fn parse(&mut self, buf: &[u8]) -> Result<Status<RequestHead>, ParseError> {
+        self.parse_reusing(buf, &mut None)
+    }
+
+    /// As [`parse`](Self::parse); a complete head takes `spare` (a head done with), if
+    /// any, and reuses its allocations.
+    pub(crate) fn parse_reusing(
+        &mut self,
+        buf: &[u8],
+        spare: &mut Option<RequestHead>,
+    ) -> Result<Status<RequestHead>, ParseError> {
         match self.scanner.scan(buf, Kind::Request, &self.limits) {
             Ok(None) => Ok(Status::Partial),
             Ok(Some(s)) => Ok(Status::Complete(
-                request_head(buf, &s, &self.limits)?,
+                request_head(buf, &s, &self.limits, spare.take())?,
                 s.end,
             )),
             Err(e) => {

@@ -112,6 +112,13 @@ impl Headers {
         self.entries.clear();
     }
 
+    /// The bytes of heap capacity held (for bounding what a recycled list keeps).
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        self.names.capacity()
+            + self.values.capacity()
+            + self.entries.capacity() * size_of::<(Range<usize>, Range<usize>)>()
+    }
+
     /// Whether a field named `name` is present.
     #[must_use]
     pub fn contains(&self, name: &str) -> bool {

@@ -25,7 +25,7 @@ use oxevent_core::{Event, EventBase, What};
 
 use super::request::{Body, BodyEvent, Request, Responder};
 use super::route::{self, Target};
-use super::{Route, ServerError, servers, stale};
+use super::{Route, ServerError, Servers, servers, stale};
 use crate::proto::{
     BodyDecoder, BodyKind, ChunkHeader, Headers, LAST_CHUNK, Method, ParseError, RequestHead,
     RequestParser, Status, Version, encode_response_head, list_elements, reason_phrase,
@@ -114,7 +114,12 @@ fn conn(base: &mut EventBase, key: Key) -> Option<&mut Conn> {
 
 /// The connection of `r`, if `r` is still waiting for its reply.
 pub(crate) fn live(base: &mut EventBase, r: Responder) -> io::Result<&mut Conn> {
-    match servers(base).conns.get_mut(r.conn) {
+    live_in(servers(base), r)
+}
+
+/// [`live`] on the servers' state already looked up.
+fn live_in(s: &mut Servers, r: Responder) -> io::Result<&mut Conn> {
+    match s.conns.get_mut(r.conn) {
         Some(c) if c.seq == r.seq && c.state == State::Handling => Ok(c),
         _ => Err(stale("request")),
     }
@@ -223,7 +228,13 @@ pub(crate) fn accept(
 
 /// Arms the connection's timer for `t` (or disarms it).
 fn arm(base: &mut EventBase, ckey: Key, t: Option<Duration>) {
-    let Some(timer) = conn(base, ckey).and_then(|c| c.timer) else {
+    let timer = conn(base, ckey).and_then(|c| c.timer);
+    arm_timer(base, timer, t);
+}
+
+/// Arms `timer` for `t` (or disarms it); nothing without a timer.
+fn arm_timer(base: &mut EventBase, timer: Option<Event>, t: Option<Duration>) {
+    let Some(timer) = timer else {
         return;
     };
     match t {
@@ -303,8 +314,13 @@ fn on_read(base: &mut EventBase, ckey: Key) {
     }
     c.in_read = true;
     let mut budget = REQUESTS_PER_READ;
+    // Set when `read_head` found the input empty (and so stopped the loop).
+    let mut input_empty = false;
     loop {
-        let Some(c) = conn(base, ckey) else { return };
+        let s = servers(base);
+        let Some(c) = s.conns.get_mut(ckey) else {
+            return;
+        };
         let progressed = match c.state {
             State::Head => {
                 if budget == 0 {
@@ -314,7 +330,14 @@ fn on_read(base: &mut EventBase, ckey: Key) {
                     false
                 } else {
                     budget -= 1;
-                    read_head(base, ckey)
+                    let bev = c.bev;
+                    match c.parser.take() {
+                        Some(parser) => {
+                            let spare = s.spare_head.take();
+                            read_head(base, ckey, bev, parser, spare, &mut input_empty)
+                        }
+                        None => false,
+                    }
                 }
             }
             State::Body => read_body(base, ckey),
@@ -339,7 +362,7 @@ fn on_read(base: &mut EventBase, ckey: Key) {
     // A request that has started but not arrived gets the read timeout, once.
     let (state, bev, armed, skey) = (c.state, c.bev, c.read_timer, c.server);
     let pending = match state {
-        State::Head => bev.input(base).is_ok_and(|i| !i.is_empty()),
+        State::Head => !input_empty && bev.input(base).is_ok_and(|i| !i.is_empty()),
         State::Body => true,
         _ => false,
     };
@@ -382,27 +405,42 @@ fn discard(base: &mut EventBase, ckey: Key) {
     }
 }
 
-/// Parses a head from the input; returns whether one was taken.
-fn read_head(base: &mut EventBase, ckey: Key) -> bool {
-    let Some(c) = conn(base, ckey) else {
-        return false;
-    };
-    let bev = c.bev;
-    let Some(mut parser) = c.parser.take() else {
-        return false;
-    };
+/// Parses a head from the input with the connection's `parser` (taken out of it, and put
+/// back here) and the `spare` head (put back unless used); returns whether one was taken.
+/// Sets `input_empty` when the input had nothing to parse.
+fn read_head(
+    base: &mut EventBase,
+    ckey: Key,
+    bev: BufferEvent,
+    mut parser: RequestParser,
+    mut spare: Option<RequestHead>,
+    input_empty: &mut bool,
+) -> bool {
     let limit = parser.limits().max_header_bytes.saturating_add(1);
+    // A complete head is drained from the input under the same borrow.
     let result = match bev.input(base) {
         Ok(input) if !input.is_empty() => {
             let n = input.len().min(limit);
-            match input.pullup(n) {
-                Ok(bytes) => Some(parser.parse(bytes)),
+            let parsed = match input.pullup(n) {
+                Ok(bytes) => Some(parser.parse_reusing(bytes, &mut spare)),
                 Err(_) => None,
+            };
+            if let Some(Ok(Status::Complete(_, used))) = &parsed {
+                let _ = input.drain(*used);
             }
+            parsed
         }
-        _ => None,
+        Ok(_) => {
+            *input_empty = true;
+            None
+        }
+        Err(_) => None,
     };
-    if let Some(c) = conn(base, ckey) {
+    let s = servers(base);
+    if spare.is_some() {
+        s.spare_head = spare;
+    }
+    if let Some(c) = s.conns.get_mut(ckey) {
         c.parser = Some(parser);
     }
     match result {
@@ -411,10 +449,7 @@ fn read_head(base: &mut EventBase, ckey: Key) -> bool {
             start_error(base, ckey, &ServerError::Parse(e), Close::Linger, None);
             false
         }
-        Some(Ok(Status::Complete(head, used))) => {
-            if let Ok(input) = bev.input(base) {
-                let _ = input.drain(used);
-            }
+        Some(Ok(Status::Complete(head, _))) => {
             on_head(base, ckey, head);
             true
         }
@@ -441,17 +476,20 @@ impl Conn {
 }
 
 fn on_head(base: &mut EventBase, ckey: Key, head: RequestHead) {
-    let Some(skey) = conn(base, ckey).map(|c| c.server) else {
+    let s = servers(base);
+    let Some(skey) = s.conns.get(ckey).map(|c| c.server) else {
         return;
     };
-    let target = route::resolve(servers(base), skey, &head);
-    let (draining, limits) = servers(base)
+    let target = route::resolve(s, skey, &head);
+    let (draining, limits) = s
         .servers
         .get(skey)
         .map_or((true, crate::proto::Limits::default()), |s| {
             (s.draining, s.cfg.limits)
         });
-    let Some(c) = conn(base, ckey) else { return };
+    let Some(c) = s.conns.get_mut(ckey) else {
+        return;
+    };
     let r = begin(
         c,
         ckey,
@@ -722,16 +760,17 @@ fn resume_if_caught_up(base: &mut EventBase, ckey: Key) {
 
 fn on_write(base: &mut EventBase, ckey: Key) {
     let Some(c) = conn(base, ckey) else { return };
+    let (mut state, mut bev) = (c.state, c.bev);
     if let Some(cb) = c.drain_cb.take() {
         let r = Responder {
             conn: ckey,
             seq: c.seq,
         };
         cb(base, r);
+        let Some(c) = conn(base, ckey) else { return };
+        (state, bev) = (c.state, c.bev);
     }
-    let Some(c) = conn(base, ckey) else { return };
-    if let State::Closing { linger } = c.state {
-        let bev = c.bev;
+    if let State::Closing { linger } = state {
         if bev.output(base).is_ok_and(|o| o.is_empty()) {
             close_or_linger(base, ckey, linger);
         }
@@ -903,7 +942,16 @@ fn reply_error_with(
         }
     }
     let reason = reason.filter(|r| r.bytes().all(crate::proto::is_field_byte));
-    reply_full(base, r, status, reason, &out, Body::Buffer(page), close)
+    reply_full(
+        base,
+        r,
+        status,
+        reason,
+        &out,
+        Body::Buffer(page),
+        close,
+        None,
+    )
 }
 
 /// Whether a `Connection` header asks to close.
@@ -938,7 +986,8 @@ fn push_num(out: &mut Vec<u8>, mut n: u64) {
 /// Returns the scratch vector; the caller puts it back.
 #[allow(clippy::too_many_arguments)] // one call site each for full and streaming replies
 fn encode_head(
-    base: &mut EventBase,
+    s: &mut Servers,
+    secs: u64,
     skey: Key,
     version: Version,
     status: u16,
@@ -947,15 +996,13 @@ fn encode_head(
     framing: Option<Result<u64, ()>>,
     keep: bool,
 ) -> io::Result<Vec<u8>> {
-    let date = super::date(base);
-    let s = servers(base);
-    let ct = s
-        .servers
-        .get(skey)
-        .map(|d| d.cfg.default_content_type.clone())
-        .unwrap_or_default();
+    let date = s.date_at(secs);
     let mut scratch = std::mem::take(&mut s.scratch);
     scratch.clear();
+    let ct: &[u8] = s
+        .servers
+        .get(skey)
+        .map_or(&[], |d| &d.cfg.default_content_type[..]);
     let filtered;
     let out = if out.iter().any(|(n, _)| is_framing(n)) {
         filtered = out
@@ -968,14 +1015,14 @@ fn encode_head(
     };
     let reason = reason.unwrap_or_else(|| reason_phrase(status));
     if let Err(e) = encode_response_head(version, status, reason, out, &mut scratch) {
-        servers(base).scratch = scratch;
+        s.scratch = scratch;
         return Err(io::Error::new(io::ErrorKind::InvalidInput, e));
     }
     scratch.truncate(scratch.len() - 2);
     if let Some(framing) = framing {
         if !ct.is_empty() && !out.contains("content-type") {
             scratch.extend_from_slice(b"Content-Type: ");
-            scratch.extend_from_slice(&ct);
+            scratch.extend_from_slice(ct);
             scratch.extend_from_slice(b"\r\n");
         }
         match framing {
@@ -1001,11 +1048,23 @@ fn encode_head(
     Ok(scratch)
 }
 
+/// The most heap a recycled request head may keep.
+const SPARE_HEAD_MAX: usize = 4096;
+
+/// Keeps a replied request's head for the next parse to reuse its allocations.
+fn recycle_head_in(s: &mut Servers, head: RequestHead) {
+    if head.target.capacity() + head.headers.capacity_bytes() <= SPARE_HEAD_MAX {
+        s.spare_head = Some(head);
+    }
+}
+
 /// Whether the request's body has not been read to its end.
 fn body_unread(c: &Conn) -> bool {
     c.state == State::Body || c.body.as_ref().is_some_and(|b| !b.done)
 }
 
+/// Sends a full reply; `spare` is the request's head, kept for the next parse to reuse.
+#[allow(clippy::too_many_arguments)] // three call sites, all in this crate
 pub(crate) fn reply_full(
     base: &mut EventBase,
     r: Responder,
@@ -1014,20 +1073,23 @@ pub(crate) fn reply_full(
     out: &Headers,
     body: Body,
     close: Close,
+    spare: Option<RequestHead>,
 ) -> io::Result<()> {
-    let c = live(base, r)?;
+    let secs = super::unix_secs(base);
+    let s = servers(base);
+    let c = live_in(s, r)?;
     if c.reply != Reply::None {
         return Err(invalid("a streaming reply was started"));
     }
     let (skey, bev, version, head_req) = (c.server, c.bev, c.version, c.head_req);
     let unread = body_unread(c);
-    let draining = servers(base).servers.get(skey).is_none_or(|s| s.draining);
-    let c = live(base, r)?;
-    let keep = c.keep_alive && close == Close::No && !unread && !draining && !says_close(out);
+    let keep_alive = c.keep_alive;
+    let draining = s.servers.get(skey).is_none_or(|s| s.draining);
+    let keep = keep_alive && close == Close::No && !unread && !draining && !says_close(out);
     let linger = close == Close::Linger || unread;
     let bodyless = status < 200 || status == 204 || status == 304;
     let framing = (!bodyless).then_some(Ok(body.len() as u64));
-    let mut scratch = encode_head(base, skey, version, status, reason, out, framing, keep)?;
+    let mut scratch = encode_head(s, secs, skey, version, status, reason, out, framing, keep)?;
     let send_body = !head_req && !bodyless;
     if send_body {
         if let Some(small) = body.small() {
@@ -1041,7 +1103,11 @@ pub(crate) fn reply_full(
         }
         Ok(())
     });
-    servers(base).scratch = scratch;
+    let s = servers(base);
+    s.scratch = scratch;
+    if let Some(head) = spare {
+        recycle_head_in(s, head);
+    }
     wrote?;
     finish(base, r.conn, keep, linger);
     Ok(())
@@ -1049,7 +1115,10 @@ pub(crate) fn reply_full(
 
 /// The reply is complete: next request, or close.
 fn finish(base: &mut EventBase, ckey: Key, keep: bool, linger: bool) {
-    let Some(c) = conn(base, ckey) else { return };
+    let s = servers(base);
+    let Some(c) = s.conns.get_mut(ckey) else {
+        return;
+    };
     c.reply = Reply::None;
     c.body = None;
     c.drain_cb = None;
@@ -1058,8 +1127,12 @@ fn finish(base: &mut EventBase, ckey: Key, keep: bool, linger: bool) {
         c.state = State::Head;
         c.read_timer = false;
         c.read_paused = false;
-        let (_, idle, _) = cfg_timeouts(base, skey);
-        arm(base, ckey, idle);
+        let timer = c.timer;
+        let (idle, draining) = s
+            .servers
+            .get(skey)
+            .map_or((None, false), |d| (d.cfg.idle_timeout, d.draining));
+        arm_timer(base, timer, idle);
         if paused {
             let _ = bev.enable(base, What::READ);
         }
@@ -1068,7 +1141,11 @@ fn finish(base: &mut EventBase, ckey: Key, keep: bool, linger: bool) {
             // inside whatever called the reply.
             let _ = bev.trigger(base, What::READ, true, true);
         }
-        draining_check(base, ckey, skey);
+        // A server that started draining while this reply was being written: close
+        // the connection if idle.
+        if draining {
+            drain_conn(base, ckey);
+        }
     } else {
         c.state = State::Closing { linger };
         let _ = bev.input(base).map(|i| i.clear());
@@ -1078,28 +1155,22 @@ fn finish(base: &mut EventBase, ckey: Key, keep: bool, linger: bool) {
     }
 }
 
-/// A server that started draining while this reply was being written: close it if idle.
-fn draining_check(base: &mut EventBase, ckey: Key, skey: Key) {
-    if servers(base).servers.get(skey).is_some_and(|s| s.draining) {
-        drain_conn(base, ckey);
-    }
-}
-
 pub(crate) fn reply_start(
     base: &mut EventBase,
     r: Responder,
     status: u16,
     out: &Headers,
 ) -> io::Result<()> {
-    let c = live(base, r)?;
+    let secs = super::unix_secs(base);
+    let s = servers(base);
+    let c = live_in(s, r)?;
     if c.reply != Reply::None {
         return Err(invalid("a streaming reply was already started"));
     }
-    let (skey, bev, version) = (c.server, c.bev, c.version);
+    let (skey, bev, version, keep_alive) = (c.server, c.bev, c.version, c.keep_alive);
     let chunked = version == Version::Http11;
-    let draining = servers(base).servers.get(skey).is_none_or(|s| s.draining);
-    let c = live(base, r)?;
-    let keep = chunked && c.keep_alive && !draining && !says_close(out);
+    let draining = s.servers.get(skey).is_none_or(|s| s.draining);
+    let keep = chunked && keep_alive && !draining && !says_close(out);
     let bodyless = status < 200 || status == 204 || status == 304;
     let framing = (!bodyless && chunked).then_some(Err(()));
     let framing = if bodyless {
@@ -1108,7 +1179,7 @@ pub(crate) fn reply_start(
         framing.or(Some(Ok(0)))
     };
     // A close-delimited body has no length: only the content type of the framing applies.
-    let scratch = encode_head(base, skey, version, status, None, out, framing, keep)?;
+    let scratch = encode_head(s, secs, skey, version, status, None, out, framing, keep)?;
     let scratch = if !bodyless && !chunked {
         strip_content_length(scratch)
     } else {

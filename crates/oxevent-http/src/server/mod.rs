@@ -337,6 +337,8 @@ pub(crate) struct Servers {
     date: Option<HttpDate>,
     /// Where reply heads are encoded before going to the output buffer.
     pub(crate) scratch: Vec<u8>,
+    /// A replied request's head, whose allocations the next parsed head reuses.
+    pub(crate) spare_head: Option<crate::proto::RequestHead>,
 }
 
 pub(crate) fn servers(base: &mut EventBase) -> &mut Servers {
@@ -347,20 +349,24 @@ pub(crate) fn stale(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("stale {what} handle"))
 }
 
-/// The `Date` header value, formatted once per second.
-pub(crate) fn date(base: &mut EventBase) -> HttpDate {
-    let now = base.gettimeofday_cached();
-    let secs = now
+/// The cached wall-clock time in whole seconds since the Unix epoch.
+pub(crate) fn unix_secs(base: &mut EventBase) -> u64 {
+    base.gettimeofday_cached()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let s = servers(base);
-    match s.date {
-        Some(d) if s.date_secs == secs => d,
-        _ => {
-            let d = HttpDate::from_unix(secs);
-            s.date = Some(d);
-            s.date_secs = secs;
-            d
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Servers {
+    /// The `Date` header value for `secs`, formatted once per second.
+    pub(crate) fn date_at(&mut self, secs: u64) -> HttpDate {
+        match self.date {
+            Some(d) if self.date_secs == secs => d,
+            _ => {
+                let d = HttpDate::from_unix(secs);
+                self.date = Some(d);
+                self.date_secs = secs;
+                d
+            }
         }
     }
 }

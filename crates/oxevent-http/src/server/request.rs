@@ -303,6 +303,7 @@ impl Request {
             &self.out,
             body.into(),
             conn::Close::No,
+            Some(self.head),
         )
     }
 
@@ -327,6 +328,7 @@ impl Request {
             &self.out,
             body.into(),
             conn::Close::No,
+            Some(self.head),
         )
     }
 
