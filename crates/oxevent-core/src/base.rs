@@ -1768,17 +1768,21 @@ impl EventBase {
     /// base, so that every callback, which gets `&mut EventBase`, can reach
     /// them: `oxevent-bufferevent` keeps its bufferevents here, in a slab with
     /// generational handles, exactly as the base keeps its events. There are
-    /// few extension types, so lookup is a short linear scan.
+    /// few extension types, so lookup is a short linear scan, and the one
+    /// found is moved to the front, so the layer in use (the bufferevents,
+    /// most of the time) is found at the first comparison.
     pub fn extension<T: std::any::Any + Default>(&mut self) -> &mut T {
         let id = std::any::TypeId::of::<T>();
-        let i = match self.extensions.iter().position(|(t, _)| *t == id) {
-            Some(i) => i,
+        match self.extensions.iter().position(|(t, _)| *t == id) {
+            Some(0) => {}
+            Some(i) => self.extensions.swap(0, i),
             None => {
                 self.extensions.push((id, Box::new(T::default())));
-                self.extensions.len() - 1
+                let last = self.extensions.len() - 1;
+                self.extensions.swap(0, last);
             }
-        };
-        self.extensions[i]
+        }
+        self.extensions[0]
             .1
             .downcast_mut::<T>()
             .expect("the TypeId matched")
