@@ -7,6 +7,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod echo;
+
 use std::collections::HashMap;
 
 /// Parsed `-x VALUE` and `-f` style arguments.

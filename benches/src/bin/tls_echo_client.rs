@@ -30,7 +30,6 @@
 
 #![forbid(unsafe_code)]
 
-use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -40,7 +39,10 @@ use std::time::{Duration, Instant};
 
 use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode, SslVersion};
 use oxevent::util;
-use oxevent_benches::{Rng, die, median, result};
+use oxevent_benches::echo::{
+    CONNECT_TIMEOUT, IO_TIMEOUT, Opts, SHIFTS, percentile, run_conn, vm_rss,
+};
+use oxevent_benches::{Rng, median, result};
 
 const USAGE: &str = "\
 usage: tls_echo_client -p PORT -c CONNS -s MSG_BYTES -T SECONDS [-i IMPL] [-w WARMUP_SECONDS]
@@ -54,79 +56,7 @@ usage: tls_echo_client -p PORT -c CONNS -s MSG_BYTES -T SECONDS [-i IMPL] [-w WA
   --idle N       idle-memory mode: N connections, server RSS per connection
   --pid PID      the server's process id (idle mode)";
 
-const MAX_MSG: u64 = 65_536;
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const IDLE_CONNECT_BOUND: Duration = Duration::from_secs(180);
-const SHIFTS: usize = 251;
-
-#[derive(Debug)]
-struct Opts {
-    port: u16,
-    conns: usize,
-    size: usize,
-    secs: f64,
-    warmup: f64,
-    imp: String,
-    idle: Option<usize>,
-    pid: Option<u32>,
-}
-
-fn parse_args() -> Opts {
-    let mut o = Opts {
-        port: 0,
-        conns: 16,
-        size: 16_384,
-        secs: 10.0,
-        warmup: 1.0,
-        imp: "unknown".into(),
-        idle: None,
-        pid: None,
-    };
-    let mut it = std::env::args().skip(1);
-    let num = |opt: &str, v: Option<String>| -> u64 {
-        v.and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| die(&format!("{opt}: needs a number\n{USAGE}")))
-    };
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "-p" => {
-                o.port = u16::try_from(num("-p", it.next()))
-                    .unwrap_or_else(|_| die(&format!("-p: not a port\n{USAGE}")));
-            }
-            "-c" => o.conns = num("-c", it.next()) as usize,
-            "-s" => o.size = num("-s", it.next()) as usize,
-            "-T" => o.secs = num("-T", it.next()) as f64,
-            "-w" => o.warmup = num("-w", it.next()) as f64,
-            "-i" => o.imp = it.next().unwrap_or_else(|| die(USAGE)),
-            "--idle" => o.idle = Some(num("--idle", it.next()) as usize),
-            "--pid" => {
-                o.pid = Some(
-                    u32::try_from(num("--pid", it.next()))
-                        .unwrap_or_else(|_| die(&format!("--pid: not a pid\n{USAGE}"))),
-                );
-            }
-            "-h" | "--help" => die(USAGE),
-            other => die(&format!("unknown argument `{other}`\n{USAGE}")),
-        }
-    }
-    if o.port == 0 {
-        die(&format!("-p PORT is required\n{USAGE}"));
-    }
-    if o.conns == 0 || o.conns > 10_000 {
-        die("-c: 1..=10000 connections");
-    }
-    if o.size == 0 || o.size as u64 > MAX_MSG {
-        die(&format!("-s: 1..={MAX_MSG} bytes"));
-    }
-    if !(o.secs > 0.0 && o.secs <= 3600.0) || o.warmup > 600.0 {
-        die("-T: 1..=3600 seconds, -w: at most 600");
-    }
-    if o.idle.is_some() != o.pid.is_some() {
-        die(&format!("--idle and --pid go together\n{USAGE}"));
-    }
-    o
-}
 
 fn fail(msg: &str) -> ! {
     eprintln!("tls_echo_client: error: {msg}");
@@ -170,62 +100,6 @@ fn connect(c: &SslConnector, port: u16) -> io::Result<SslStream<TcpStream>> {
     Ok(tls)
 }
 
-#[derive(Debug, Default)]
-struct Tally {
-    msgs: u64,
-    rtt_us: Vec<f64>,
-}
-
-fn run_conn(
-    mut s: SslStream<TcpStream>,
-    pattern: &[u8],
-    size: usize,
-    measure_from: Instant,
-    end: Instant,
-    stop: &AtomicBool,
-) -> Result<Tally, String> {
-    let mut back = vec![0u8; size];
-    let mut t = Tally::default();
-    let mut k = 0usize;
-    loop {
-        let t0 = Instant::now();
-        if t0 >= end || stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let msg = &pattern[k % SHIFTS..][..size];
-        s.write_all(msg).map_err(|e| format!("write: {e}"))?;
-        let mut got = 0;
-        while got < size {
-            match s.read(&mut back[got..]) {
-                Ok(0) => return Err(format!("server closed after {got} of {size} bytes")),
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("read ({got} of {size} bytes back): {e}")),
-            }
-        }
-        let t1 = Instant::now();
-        if back != msg {
-            let at = back.iter().zip(msg).position(|(a, b)| a != b).unwrap_or(0);
-            return Err(format!("message {k}: echoed bytes differ at offset {at}"));
-        }
-        if t0 >= measure_from && t1 <= end {
-            t.msgs += 1;
-            t.rtt_us.push((t1 - t0).as_secs_f64() * 1e6);
-        }
-        k += 1;
-    }
-    let _ = s.shutdown();
-    Ok(t)
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn load(o: &Opts) {
     let mut rng = Rng::new(0x0071_5ec0);
     let pattern: Arc<Vec<u8>> =
@@ -251,7 +125,9 @@ fn load(o: &Opts) {
                 .name(format!("conn{i}"))
                 .stack_size(256 * 1024)
                 .spawn(move || {
-                    let r = run_conn(s, &pattern, size, measure_from, end, &stop);
+                    let mut s = s;
+                    let r = run_conn(&mut s, &pattern, size, measure_from, end, &stop);
+                    let _ = s.shutdown();
                     if r.is_err() {
                         stop.store(true, Ordering::Relaxed);
                     }
@@ -307,19 +183,6 @@ fn load(o: &Opts) {
     result("tls_echo.rtt_p99", &o.imp, &cfg, p99, "us", &extra);
 }
 
-fn vm_rss(pid: u32) -> u64 {
-    let path = format!("/proc/{pid}/status");
-    let status =
-        fs::read_to_string(&path).unwrap_or_else(|e| fail(&format!("reading {path}: {e}")));
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .unwrap_or_else(|| fail(&format!("no VmRSS in {path}")))
-}
-
 fn idle(o: &Opts, n: usize, pid: u32) {
     let c = connector();
     // One connection first, so that the server's one-time allocations (the
@@ -327,7 +190,7 @@ fn idle(o: &Opts, n: usize, pid: u32) {
     let mut first = connect(&c, o.port).unwrap_or_else(|e| fail(&format!("warm-up: {e}")));
     ping(&mut first, 0);
     thread::sleep(Duration::from_millis(200));
-    let before = vm_rss(pid);
+    let before = vm_rss(pid).unwrap_or_else(|e| fail(&e));
     let began = Instant::now();
     let mut conns = Vec::with_capacity(n);
     for i in 0..n {
@@ -344,7 +207,7 @@ fn idle(o: &Opts, n: usize, pid: u32) {
     }
     let opened = began.elapsed();
     thread::sleep(Duration::from_secs(1));
-    let after = vm_rss(pid);
+    let after = vm_rss(pid).unwrap_or_else(|e| fail(&e));
     for (i, s) in conns.iter_mut().enumerate() {
         ping(s, i);
     }
@@ -382,7 +245,7 @@ fn ping(s: &mut SslStream<TcpStream>, i: usize) {
 }
 
 fn main() {
-    let o = parse_args();
+    let o = Opts::parse(USAGE, 16, 16_384);
     let want = o.idle.unwrap_or(o.conns) as u64 + 100;
     match util::raise_fd_limit(65_536) {
         Ok(lim) if lim < want => fail(&format!(
