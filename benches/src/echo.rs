@@ -1,11 +1,15 @@
-//! What the echo load clients (`echo_client`, plain TCP, and `tls_echo_client`, TLS) share:
-//! their command line, the per-connection echo loop, the round-trip percentile and the
-//! server's RSS.
+//! What the echo benchmarks share. The load clients (`echo_client`, plain TCP, and
+//! `tls_echo_client`, TLS): their command line, the per-connection echo loop, the round-trip
+//! percentile and the server's RSS. The oxevent servers (`echo_server`, `tls_echo_server`):
+//! the bufferevent callbacks that echo.
 
 use std::fs;
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use oxevent::bufferevent::{BevEvent, BevFlags, BufferEvent};
+use oxevent::{EventBase, What};
 
 use crate::die;
 
@@ -185,4 +189,34 @@ pub fn vm_rss(pid: u32) -> Result<u64, String> {
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|kb| kb * 1024)
         .ok_or_else(|| format!("no VmRSS in {path}"))
+}
+
+/// Makes `bev` echo: whatever it reads goes to its output (moved, not copied), and it is freed
+/// on EOF or error. On failure `bev` is freed.
+///
+/// # Errors
+///
+/// Setting the callbacks or enabling reading failed.
+pub fn serve(base: &mut EventBase, bev: BufferEvent) -> io::Result<()> {
+    let setup = |base: &mut EventBase| -> io::Result<()> {
+        bev.on_read(base, |base: &mut EventBase, bev: BufferEvent| {
+            if let Ok((input, output)) = bev.buffers(base) {
+                if let Err(e) = output.add_buffer(input) {
+                    die(&format!("add_buffer: {e}"));
+                }
+            }
+        })?;
+        bev.on_event(
+            base,
+            |base: &mut EventBase, bev: BufferEvent, ev: BevEvent| {
+                if ev.what.intersects(BevFlags::EOF | BevFlags::ERROR) {
+                    let _ = bev.free(base);
+                }
+            },
+        )?;
+        bev.enable(base, What::READ)
+    };
+    setup(base).inspect_err(|_| {
+        let _ = bev.free(base);
+    })
 }

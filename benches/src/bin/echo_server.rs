@@ -17,11 +17,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use oxevent::bufferevent::{
-    BevEvent, BevFlags, BevOptions, BufferEvent, Listener, ListenerOptions,
-};
-use oxevent::{EventBase, What, util};
-use oxevent_benches::{Args, die};
+use oxevent::bufferevent::{BevOptions, BufferEvent, Listener, ListenerOptions};
+use oxevent::{EventBase, util};
+use oxevent_benches::{Args, die, echo};
 
 const USAGE: &str = "usage: echo_server -p PORT -T SECONDS";
 
@@ -33,27 +31,7 @@ fn accept(base: &mut EventBase, fd: OwnedFd) -> std::io::Result<()> {
     let sock = socket2::Socket::from(fd);
     sock.set_tcp_nodelay(true)?;
     let bev = BufferEvent::socket(base, Some(sock.into()), BevOptions::CLOSE_ON_FREE)?;
-    let setup = |base: &mut EventBase| -> std::io::Result<()> {
-        bev.on_read(base, |base: &mut EventBase, bev: BufferEvent| {
-            if let Ok((input, output)) = bev.buffers(base) {
-                if let Err(e) = output.add_buffer(input) {
-                    die(&format!("add_buffer: {e}"));
-                }
-            }
-        })?;
-        bev.on_event(
-            base,
-            |base: &mut EventBase, bev: BufferEvent, ev: BevEvent| {
-                if ev.what.intersects(BevFlags::EOF | BevFlags::ERROR) {
-                    let _ = bev.free(base);
-                }
-            },
-        )?;
-        bev.enable(base, What::READ)
-    };
-    setup(base).inspect_err(|_| {
-        let _ = bev.free(base);
-    })
+    echo::serve(base, bev)
 }
 
 fn main() {

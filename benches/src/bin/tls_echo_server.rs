@@ -21,15 +21,13 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::Duration;
 
-use oxevent::bufferevent::{
-    BevEvent, BevFlags, BevOptions, BufferEvent, Listener, ListenerOptions,
-};
+use oxevent::bufferevent::{BevOptions, Listener, ListenerOptions};
 use oxevent::openssl::openssl::ssl::{
     SslAcceptor, SslFiletype, SslMethod, SslMode, SslOptions, SslVersion,
 };
 use oxevent::openssl::{self as tls, TlsState};
-use oxevent::{EventBase, What, util};
-use oxevent_benches::{Args, die};
+use oxevent::{EventBase, util};
+use oxevent_benches::{Args, die, echo};
 
 const USAGE: &str = "usage: tls_echo_server -p PORT -T SECONDS -c CERT -k KEY";
 
@@ -65,27 +63,7 @@ fn accept(base: &mut EventBase, acceptor: &SslAcceptor, fd: OwnedFd) -> std::io:
         TlsState::Accepting,
         BevOptions::CLOSE_ON_FREE,
     )?;
-    let setup = |base: &mut EventBase| -> std::io::Result<()> {
-        bev.on_read(base, |base: &mut EventBase, bev: BufferEvent| {
-            if let Ok((input, output)) = bev.buffers(base) {
-                if let Err(e) = output.add_buffer(input) {
-                    die(&format!("add_buffer: {e}"));
-                }
-            }
-        })?;
-        bev.on_event(
-            base,
-            |base: &mut EventBase, bev: BufferEvent, ev: BevEvent| {
-                if ev.what.intersects(BevFlags::EOF | BevFlags::ERROR) {
-                    let _ = bev.free(base);
-                }
-            },
-        )?;
-        bev.enable(base, What::READ)
-    };
-    setup(base).inspect_err(|_| {
-        let _ = bev.free(base);
-    })
+    echo::serve(base, bev)
 }
 
 fn main() {
