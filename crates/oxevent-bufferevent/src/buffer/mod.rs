@@ -611,12 +611,18 @@ impl Buffer {
                 self.push_front_seg(seg);
             }
         }
+        self.took_all_of(other, orig, oorig);
+        Ok(())
+    }
+
+    /// The end of a whole-buffer move: `other` (whose `n` bytes are now ours, this buffer
+    /// having held `orig`) is emptied, and both buffers' callbacks hear of it.
+    fn took_all_of(&mut self, other: &mut Self, orig: usize, n: usize) {
         other.len = 0;
         other.file_segs = 0;
         other.release_if_empty();
-        self.changed(orig, oorig, 0);
-        other.changed(oorig, 0, oorig);
-        Ok(())
+        self.changed(orig, n, 0);
+        other.changed(n, 0, n);
     }
 
     /// Moves all of `other` to the end of this buffer: segments are relinked
@@ -651,11 +657,7 @@ impl Buffer {
             self.len += n;
             self.file_segs += other.file_segs;
         }
-        other.len = 0;
-        other.file_segs = 0;
-        other.release_if_empty();
-        self.changed(orig, n, 0);
-        other.changed(n, 0, n);
+        self.took_all_of(other, orig, n);
         Ok(())
     }
 
