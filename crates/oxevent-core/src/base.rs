@@ -1771,10 +1771,24 @@ impl EventBase {
     /// few extension types, so lookup is a short linear scan, and the one
     /// found is moved to the front, so the layer in use (the bufferevents,
     /// most of the time) is found at the first comparison.
+    #[inline]
     pub fn extension<T: std::any::Any + Default>(&mut self) -> &mut T {
         let id = std::any::TypeId::of::<T>();
+        if self.extensions.first().is_none_or(|(t, _)| *t != id) {
+            self.extension_to_front::<T>(id);
+        }
+        self.extensions[0]
+            .1
+            .downcast_mut::<T>()
+            .expect("the TypeId matched")
+    }
+
+    /// The slow path of [`extension`](Self::extension): moves `T`'s entry
+    /// to the front, creating it first if needed.
+    #[cold]
+    #[inline(never)]
+    fn extension_to_front<T: std::any::Any + Default>(&mut self, id: std::any::TypeId) {
         match self.extensions.iter().position(|(t, _)| *t == id) {
-            Some(0) => {}
             Some(i) => self.extensions.swap(0, i),
             None => {
                 self.extensions.push((id, Box::new(T::default())));
@@ -1782,10 +1796,6 @@ impl EventBase {
                 self.extensions.swap(0, last);
             }
         }
-        self.extensions[0]
-            .1
-            .downcast_mut::<T>()
-            .expect("the TypeId matched")
     }
 
     /// The extension state `T` if it exists, without creating it.

@@ -223,6 +223,16 @@ impl Buffer {
                     other => other?,
                 }
             }
+            Some(Seg::Mut(_) | Seg::Bytes(_)) if self.segs.len() == 1 => {
+                // One segment (the common case): no iovec array to fill.
+                let m = self.segs[0].mem().unwrap_or_default();
+                let m = &m[..m.len().min(limit)];
+                if socket {
+                    retry(|| fdio::send(fd, m))?
+                } else {
+                    retry(|| fdio::write(fd, m))?
+                }
+            }
             _ => {
                 let mut iov = [IoSlice::new(&[]); fdio::MAX_IOVECS];
                 let mut k = 0;

@@ -285,6 +285,7 @@ impl Buffer {
         if matches!(self.segs.back(), Some(s) if s.len() == 0) {
             self.segs.pop_back();
         }
+        self.list_room();
         self.len += seg.len();
         if seg.is_file() {
             self.file_segs += 1;
@@ -302,7 +303,17 @@ impl Buffer {
             // Only an empty writable tail can be there; drop it.
             self.segs.clear();
         }
+        self.list_room();
         self.segs.push_front(seg);
+    }
+
+    /// Gives a buffer that released its segment list (see
+    /// [`release_if_empty`](Self::release_if_empty)) one from the thread's
+    /// list cache before it pushes a segment.
+    fn list_room(&mut self) {
+        if self.segs.capacity() == 0 {
+            self.segs = segment::list_take();
+        }
     }
 
     fn pop_front_seg(&mut self) -> Option<Seg> {
@@ -318,9 +329,10 @@ impl Buffer {
     fn release_if_empty(&mut self) {
         if self.len == 0 {
             // The segment list too: an idle connection's buffers hold no
-            // memory at all (its allocation is small and quickly had again
-            // from the allocator's thread cache).
-            self.segs = VecDeque::new();
+            // memory at all. Its allocation goes to the thread's list cache,
+            // for the next buffer that needs one.
+            self.segs.clear();
+            segment::list_put(std::mem::take(&mut self.segs));
             self.file_segs = 0;
         }
     }
@@ -438,6 +450,7 @@ impl Buffer {
         if matches!(self.segs.back(), Some(s) if s.len() == 0) {
             self.segs.pop_back();
         }
+        self.list_room();
         self.segs.push_back(Seg::Mut(seg));
     }
 

@@ -33,6 +33,7 @@
 //! owns its whole allocation; a segment that was split (shared with `Bytes`
 //! elsewhere) is freed, not cached.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
@@ -250,6 +251,47 @@ fn cache_put(mut buf: BytesMut) {
         }
         c.bytes += cap;
         c.classes[class].push(buf);
+    });
+}
+
+/// Most empty segment lists one thread keeps for reuse.
+const LIST_CACHE_MAX: usize = 256;
+
+/// Largest capacity (in segments) a kept segment list may have.
+const LIST_CACHE_MAX_CAP: usize = 16;
+
+thread_local! {
+    /// Empty segment lists given back by buffers that emptied: a buffer
+    /// that empties gives its list's allocation back so that an idle
+    /// buffer holds nothing, and the next buffer to need a list takes one
+    /// from here instead of from the allocator (one `malloc` and one
+    /// `free` per echoed message otherwise).
+    static LIST_CACHE: std::cell::RefCell<Vec<VecDeque<Seg>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An empty segment list, with room from an earlier one when the thread
+/// has one to hand.
+pub(crate) fn list_take() -> VecDeque<Seg> {
+    LIST_CACHE
+        .try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.pop()))
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Keeps the allocation of the empty list `list` for [`list_take`] when it
+/// is small and there is room; frees it otherwise.
+pub(crate) fn list_put(list: VecDeque<Seg>) {
+    if !list.is_empty() || list.capacity() == 0 || list.capacity() > LIST_CACHE_MAX_CAP {
+        return;
+    }
+    let _ = LIST_CACHE.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            if c.len() < LIST_CACHE_MAX {
+                c.push(list);
+            }
+        }
     });
 }
 

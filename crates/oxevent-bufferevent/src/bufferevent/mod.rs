@@ -764,18 +764,34 @@ impl BufferEvent {
 }
 
 pub(crate) fn mark_dirty(base: &mut EventBase, key: Key) -> io::Result<()> {
-    let d = data(base, key)?;
-    if d.dirty {
-        return Ok(());
-    }
-    d.dirty = true;
-    let b = bevs(base);
-    b.dirty.push(key);
-    if !b.virtual_held {
-        b.virtual_held = true;
+    let Bevs {
+        slab,
+        dirty,
+        virtual_held,
+        ..
+    } = bevs(base);
+    let d = slab.get_mut(key).ok_or_else(|| stale("bufferevent"))?;
+    if note_dirty(d, key, dirty, virtual_held) {
         base.add_virtual();
     }
     Ok(())
+}
+
+/// Puts `d` (the bufferevent `key`) on the dirty list, for callers that
+/// already hold the parts of [`Bevs`]. Returns whether the caller must now
+/// add the base's virtual event ([`EventBase::add_virtual`]).
+pub(crate) fn note_dirty(
+    d: &mut BevData,
+    key: Key,
+    dirty: &mut Vec<Key>,
+    virtual_held: &mut bool,
+) -> bool {
+    if d.dirty {
+        return false;
+    }
+    d.dirty = true;
+    dirty.push(key);
+    !std::mem::replace(virtual_held, true)
 }
 
 /// The prepare-watcher body: for every bufferevent touched since the last
@@ -805,10 +821,20 @@ fn flush_dirty(base: &mut EventBase) {
                 1 => pair::flush_normal(base, key),
                 _ => filter::flush_normal(base, key),
             }
-            run_deferred(base, key);
-            // Buffers in deferred-callback mode report their changes here,
-            // from the loop (libevent's deferred evbuffer callbacks).
-            if let Some(d) = bevs(base).slab.get_mut(key) {
+            // Deferred bufferevent callbacks, then the buffers' own: buffers
+            // in deferred-callback mode report their changes here, from the
+            // loop (libevent's deferred evbuffer callbacks).
+            let Some(d) = bevs(base).slab.get_mut(key) else {
+                continue;
+            };
+            if d.pending_read || d.pending_write || d.pending_event.is_some() {
+                run_deferred(base, key);
+                let Some(d) = bevs(base).slab.get_mut(key) else {
+                    continue;
+                };
+                d.input.run_deferred_callbacks();
+                d.output.run_deferred_callbacks();
+            } else {
                 d.input.run_deferred_callbacks();
                 d.output.run_deferred_callbacks();
             }
@@ -863,7 +889,7 @@ fn merge_pending_event(d: &mut BevData, ev: BevEvent) {
     });
 }
 
-/// Runs (or defers) the read callback, then re-checks the read state.
+/// Runs (or defers) the read callback.
 pub(crate) fn readcb(base: &mut EventBase, key: Key) {
     let Some(d) = bevs(base).slab.get_mut(key) else {
         return;
@@ -871,8 +897,8 @@ pub(crate) fn readcb(base: &mut EventBase, key: Key) {
     if d.options.contains(BevOptions::DEFER_CALLBACKS) {
         d.pending_read = true;
         let _ = mark_dirty(base, key);
-    } else {
-        run_readcb(base, key);
+    } else if let Some(cb) = d.readcb.take() {
+        run_readcb_taken(base, key, cb);
     }
 }
 
@@ -884,8 +910,8 @@ pub(crate) fn writecb(base: &mut EventBase, key: Key) {
     if d.options.contains(BevOptions::DEFER_CALLBACKS) {
         d.pending_write = true;
         let _ = mark_dirty(base, key);
-    } else {
-        run_writecb(base, key);
+    } else if let Some(cb) = d.writecb.take() {
+        run_writecb_taken(base, key, cb);
     }
 }
 
@@ -897,41 +923,66 @@ pub(crate) fn eventcb(base: &mut EventBase, key: Key, ev: BevEvent) {
     if d.options.contains(BevOptions::DEFER_CALLBACKS) {
         merge_pending_event(d, ev);
         let _ = mark_dirty(base, key);
-    } else {
-        run_eventcb(base, key, ev);
+    } else if let Some(cb) = d.eventcb.take() {
+        run_eventcb_taken(base, key, cb, ev);
     }
 }
 
-/// Takes a callback out of its slot, runs it, and puts it back unless the
-/// bufferevent was freed (or the callback replaced) meanwhile.
-macro_rules! run_cb {
-    ($base:expr, $key:expr, $field:ident, $($arg:expr),*) => {{
+/// Runs a callback already taken out of its slot, then puts it back unless
+/// the bufferevent was freed (or the callback replaced) meanwhile, and
+/// marks the bufferevent dirty: the callback may have drained the input or
+/// filled the output. One slot lookup after the call.
+macro_rules! run_taken {
+    ($base:expr, $key:expr, $field:ident, $cb:expr, $($arg:expr),*) => {{
         let base: &mut EventBase = $base;
         let key: Key = $key;
-        let cb = bevs(base).slab.get_mut(key).and_then(|d| d.$field.take());
-        if let Some(mut cb) = cb {
-            cb(base, BufferEvent { key } $(, $arg)*);
-            if let Some(d) = bevs(base).slab.get_mut(key) {
-                if d.$field.is_none() {
-                    d.$field = Some(cb);
-                }
+        let mut cb = $cb;
+        cb(base, BufferEvent { key } $(, $arg)*);
+        let Bevs {
+            slab,
+            dirty,
+            virtual_held,
+            ..
+        } = bevs(base);
+        if let Some(d) = slab.get_mut(key) {
+            if d.$field.is_none() {
+                d.$field = Some(cb);
             }
-            // The callback may have drained the input or filled the output.
-            let _ = mark_dirty(base, key);
+            if note_dirty(d, key, dirty, virtual_held) {
+                base.add_virtual();
+            }
         }
     }};
 }
 
+fn run_readcb_taken(base: &mut EventBase, key: Key, cb: DataCb) {
+    run_taken!(base, key, readcb, cb,);
+}
+
+fn run_writecb_taken(base: &mut EventBase, key: Key, cb: DataCb) {
+    run_taken!(base, key, writecb, cb,);
+}
+
+fn run_eventcb_taken(base: &mut EventBase, key: Key, cb: EventCb, ev: BevEvent) {
+    run_taken!(base, key, eventcb, cb, ev);
+}
+
 fn run_readcb(base: &mut EventBase, key: Key) {
-    run_cb!(base, key, readcb,);
+    if let Some(cb) = bevs(base).slab.get_mut(key).and_then(|d| d.readcb.take()) {
+        run_readcb_taken(base, key, cb);
+    }
 }
 
 fn run_writecb(base: &mut EventBase, key: Key) {
-    run_cb!(base, key, writecb,);
+    if let Some(cb) = bevs(base).slab.get_mut(key).and_then(|d| d.writecb.take()) {
+        run_writecb_taken(base, key, cb);
+    }
 }
 
 fn run_eventcb(base: &mut EventBase, key: Key, ev: BevEvent) {
-    run_cb!(base, key, eventcb, ev);
+    if let Some(cb) = bevs(base).slab.get_mut(key).and_then(|d| d.eventcb.take()) {
+        run_eventcb_taken(base, key, cb, ev);
+    }
 }
 
 /// Applies the read high watermark: suspends or resumes reading.

@@ -18,7 +18,7 @@ use super::{
     BevData, BevEvent, BevFlags, BevOptions, BufferEvent, Family, Kind, Resolve, data, eventcb,
     readcb, release_fd, suspend, update_read_wm, writecb,
 };
-use super::{Bevs, bevs};
+use super::{Bevs, bevs, note_dirty};
 use crate::buffer::BufferError;
 use crate::slab::Key;
 
@@ -397,6 +397,10 @@ pub(crate) fn sync(base: &mut EventBase, key: Key) -> io::Result<()> {
         return Ok(());
     };
     let (read_armed, write_armed) = (s.read_armed, s.write_armed);
+    if !rearm && read_armed == want_read && write_armed == want_write {
+        // The common case on every read and write: nothing to change.
+        return Ok(());
+    }
     if want_read && (!read_armed || rearm) {
         base.add(rev, tr)?;
     } else if !want_read && read_armed {
@@ -451,22 +455,26 @@ fn on_read(base: &mut EventBase, key: Key, what: What) {
         let _ = sync(base, key);
         return;
     }
-    let (limited, max_single) = (d.rate.is_some(), d.max_read.min(room));
-    let max = if limited {
-        rate::max_to_read(base, key, max_single)
-    } else {
-        max_single
-    };
-    if max == 0 {
-        rate::starve(base, key, true);
-        return;
+    let (limited, mut max) = (d.rate.is_some(), d.max_read.min(room));
+    if limited {
+        max = rate::max_to_read(base, key, max);
+        if max == 0 {
+            rate::starve(base, key, true);
+            return;
+        }
     }
-    let Bevs { slab, scratch, .. } = bevs(base);
+    // One slot lookup from the read to the read callback (the hot path).
+    let Bevs {
+        slab,
+        scratch,
+        dirty,
+        virtual_held,
+        ..
+    } = bevs(base);
     let Some(d) = slab.get_mut(key) else { return };
-    let BevData { kind, input, .. } = d;
-    let Kind::Socket(s) = kind else { return };
+    let Kind::Socket(s) = &d.kind else { return };
     let Some(fd) = s.fd.as_ref() else { return };
-    match read_socket(fd.as_fd(), input, scratch, max) {
+    match read_socket(fd.as_fd(), &mut d.input, scratch, max) {
         Ok(0) => fail(
             base,
             key,
@@ -475,14 +483,16 @@ fn on_read(base: &mut EventBase, key: Key, what: What) {
             None,
         ),
         Ok(n) => {
+            // The input changed: its deferred callbacks run at the next flush.
+            let add_virtual = note_dirty(d, key, dirty, virtual_held);
+            let changed = update_read_wm(d);
+            let ready = d.input.len() >= d.wm_read.0;
+            if add_virtual {
+                base.add_virtual();
+            }
             if limited {
                 rate::charge(base, key, n, true);
             }
-            // The input changed: its deferred callbacks run at the next flush.
-            let _ = super::mark_dirty(base, key);
-            let Ok(d) = data(base, key) else { return };
-            let changed = update_read_wm(d);
-            let ready = d.input.len() >= d.wm_read.0;
             if changed {
                 let _ = sync(base, key);
             }
@@ -575,7 +585,16 @@ fn finish_connect(base: &mut EventBase, key: Key) {
 /// Writes up to the max single write from the output now. Returns the
 /// number of bytes written.
 pub(crate) fn flush_write(base: &mut EventBase, key: Key) -> usize {
+    write_out(base, key, false)
+}
+
+/// [`flush_write`], after re-checking the read high watermark first when
+/// `check_wm` (the per-iteration flush): one slot lookup on the common path.
+fn write_out(base: &mut EventBase, key: Key, check_wm: bool) -> usize {
     let Ok(d) = data(base, key) else { return 0 };
+    if check_wm {
+        update_read_wm(d);
+    }
     if state(d).connecting
         || !d.enabled.contains(What::WRITE)
         || d.write_suspend != 0
@@ -585,29 +604,59 @@ pub(crate) fn flush_write(base: &mut EventBase, key: Key) -> usize {
         return 0;
     }
     let (limited, max_single) = (d.rate.is_some(), d.max_write);
-    let max = if limited {
-        rate::max_to_write(base, key, max_single)
-    } else {
-        max_single
-    };
-    if max == 0 {
-        rate::starve(base, key, false);
-        return 0;
+    if limited {
+        let max = rate::max_to_write(base, key, max_single);
+        if max == 0 {
+            rate::starve(base, key, false);
+            return 0;
+        }
+        let Ok(d) = data(base, key) else { return 0 };
+        let Some(done) = write_with(d, max) else {
+            return 0;
+        };
+        return after_write(base, key, done, true);
     }
-    let Ok(d) = data(base, key) else { return 0 };
-    let BevData { kind, output, .. } = d;
-    let Kind::Socket(s) = kind else { return 0 };
-    let Some(fd) = s.fd.as_ref() else { return 0 };
-    match output.write_atmost_socket(fd.as_fd(), max) {
+    let Some(done) = write_with(d, max_single) else {
+        return 0;
+    };
+    after_write(base, key, done, false)
+}
+
+/// What [`write_with`] did: the write's result, whether the output fell to
+/// the low watermark, and whether a write callback would hear of it.
+type WriteDone = (Result<usize, BufferError>, bool, bool);
+
+/// Writes up to `max` bytes of the socket bufferevent `d`'s output; `None`
+/// when it has no socket.
+fn write_with(d: &mut BevData, max: usize) -> Option<WriteDone> {
+    // Whether anyone hears of the write: a write callback, or a deferred
+    // one (the common echo or HTTP connection has neither).
+    let notify = d.writecb.is_some() || d.options.contains(BevOptions::DEFER_CALLBACKS);
+    let BevData {
+        kind,
+        output,
+        wm_write,
+        ..
+    } = d;
+    let Kind::Socket(s) = kind else { return None };
+    let fd = s.fd.as_ref()?;
+    let r = output.write_atmost_socket(fd.as_fd(), max);
+    let low = matches!(r, Ok(n) if n > 0) && output.len() <= wm_write.0;
+    Some((r, low, notify))
+}
+
+/// After [`write_with`]: charges the rate limit, re-syncs the events, runs
+/// the write callback at the low watermark, or reports the error.
+fn after_write(base: &mut EventBase, key: Key, done: WriteDone, limited: bool) -> usize {
+    let (r, low, notify) = done;
+    match r {
         Ok(n) => {
-            if data(base, key).is_ok_and(|d| d.rate.is_some()) {
+            if limited {
                 rate::charge(base, key, n, false);
             }
             let _ = sync(base, key);
-            if let Ok(d) = data(base, key) {
-                if n > 0 && d.output.len() <= d.wm_write.0 {
-                    writecb(base, key);
-                }
+            if low && notify {
+                writecb(base, key);
             }
             n
         }
@@ -630,9 +679,7 @@ pub(crate) fn flush_write(base: &mut EventBase, key: Key) -> usize {
 
 /// The per-iteration flush of a socket bufferevent.
 pub(crate) fn flush(base: &mut EventBase, key: Key) {
-    let Ok(d) = data(base, key) else { return };
-    update_read_wm(d);
-    flush_write(base, key);
+    write_out(base, key, true);
 }
 
 /// Orders addresses per RFC 8305 section 4: the families alternate,

@@ -1,5 +1,6 @@
 //! Safe wrappers over the fd I/O system calls that the buffer layer needs:
-//! `read`, `readv`, `write`, `writev`, `sendfile`, `pread` and `FIONREAD`.
+//! `read`, `readv`, `write`, `writev`, `sendfile`, `pread` and `FIONREAD`;
+//! and the datagram batches the DNS resolver uses (`recvmmsg`, `sendmmsg`).
 //!
 //! Every function takes a [`BorrowedFd`], so the fd is open for the whole
 //! call, and slices, so every pointer handed to the kernel is valid for the
@@ -7,6 +8,8 @@
 //! is returned to the caller like any other error.
 
 use std::io::{self, IoSlice, IoSliceMut};
+#[cfg(target_os = "linux")]
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// Most iovecs handed to one `readv`/`writev` call (POSIX `IOV_MAX` is at
@@ -108,6 +111,10 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 ///
 /// The OS error, including `WouldBlock`, and `ENOTSOCK` for a non-socket.
 pub fn recv_vectored(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+    if let [one] = bufs {
+        // One buffer: `recv` spares the kernel the msghdr and iovec copies.
+        return recv(fd, one);
+    }
     // SAFETY: an all-zero msghdr is valid (no name, no control data).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = bufs.as_mut_ptr().cast();
@@ -127,6 +134,10 @@ pub fn recv_vectored(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> io::Res
 ///
 /// The OS error, including `WouldBlock`, `BrokenPipe` and `ENOTSOCK`.
 pub fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    if let [one] = bufs {
+        // One buffer: `send` spares the kernel the msghdr and iovec copies.
+        return send(fd, one);
+    }
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let flags = libc::MSG_NOSIGNAL;
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -141,6 +152,163 @@ pub fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usi
     // (`IoSlice` is ABI-compatible with `iovec`); the fd is open.
     let r = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, flags) };
     cvt(r)
+}
+
+/// Most datagrams one [`recv_batch`] or [`send_batch`] call moves.
+pub const MAX_BATCH: usize = 64;
+
+/// An `mmsghdr` with one iovec, `iov`, and nothing else (no address, no
+/// control data, no flags).
+#[cfg(target_os = "linux")]
+fn mmsghdr_for(iov: &mut libc::iovec) -> libc::mmsghdr {
+    // SAFETY: `msghdr` is a plain C struct for which all zero bytes are a
+    // valid value (null pointers, zero lengths).
+    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    hdr.msg_iov = iov;
+    hdr.msg_iovlen = 1;
+    libc::mmsghdr {
+        msg_hdr: hdr,
+        msg_len: 0,
+    }
+}
+
+/// Receives up to `bufs.len()` datagrams (at most [`MAX_BATCH`], and no
+/// more than `lens.len()`) in one call: `recvmmsg(2)` on Linux, a loop of
+/// `recv(2)` elsewhere. Datagram `i` lands in `bufs[i]` and its length in
+/// `lens[i]`; returns how many were received (at least one).
+///
+/// On Linux the real length of a datagram longer than its buffer is
+/// reported (`MSG_TRUNC`), so `lens[i] > bufs[i].len()` means that datagram
+/// was cut to its buffer; elsewhere a cut datagram reports the buffer's
+/// length.
+///
+/// # Errors
+///
+/// The OS error when not even one datagram was received, including
+/// `WouldBlock` on a non-blocking socket with nothing queued.
+pub fn recv_batch(
+    fd: BorrowedFd<'_>,
+    bufs: &mut [&mut [u8]],
+    lens: &mut [usize],
+) -> io::Result<usize> {
+    let n = bufs.len().min(lens.len()).min(MAX_BATCH);
+    if n == 0 {
+        return Ok(0);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // Only the first `n` entries are written (and read by the kernel):
+        // zeroing all MAX_BATCH would cost more than the call saves.
+        let mut iov = [const { MaybeUninit::<libc::iovec>::uninit() }; MAX_BATCH];
+        let mut hdrs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; MAX_BATCH];
+        for i in 0..n {
+            let v = iov[i].write(libc::iovec {
+                iov_base: bufs[i].as_mut_ptr().cast(),
+                iov_len: bufs[i].len(),
+            });
+            hdrs[i].write(mmsghdr_for(v));
+        }
+        // SAFETY: the first `n` headers are initialised, and each points at
+        // one iovec that points at a slice of `bufs`, valid and writable for
+        // its length while `bufs` is mutably borrowed; `iov` and `hdrs`
+        // outlive the call; no name or control buffer is given; the timeout
+        // is null; the fd is open because it is borrowed.
+        let r = unsafe {
+            libc::recvmmsg(
+                fd.as_raw_fd(),
+                hdrs.as_mut_ptr().cast(),
+                n as libc::c_uint,
+                libc::MSG_TRUNC as _,
+                std::ptr::null_mut(),
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let got = r as usize;
+        for i in 0..got {
+            // SAFETY: header `i < n` was initialised above (and the kernel
+            // filled in its `msg_len`).
+            lens[i] = unsafe { hdrs[i].assume_init_ref() }.msg_len as usize;
+        }
+        Ok(got)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let mut got = 0;
+        while got < n {
+            match recv(fd, bufs[got]) {
+                Ok(len) => {
+                    lens[got] = len;
+                    got += 1;
+                }
+                Err(e) if got == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(got)
+    }
+}
+
+/// Sends each of `msgs` (at most [`MAX_BATCH`]) as one datagram on a
+/// connected socket in one call: `sendmmsg(2)` on Linux, a loop of
+/// [`send`] elsewhere; with `MSG_NOSIGNAL` where the OS has it. Returns how
+/// many were sent, in order (at least one); the caller sends the rest
+/// again, or learns the error that stopped them from the next call.
+///
+/// # Errors
+///
+/// The OS error when not even the first message was sent, including
+/// `WouldBlock`.
+pub fn send_batch(fd: BorrowedFd<'_>, msgs: &[&[u8]]) -> io::Result<usize> {
+    let n = msgs.len().min(MAX_BATCH);
+    if n == 0 {
+        return Ok(0);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // Only the first `n` entries are written (and read by the kernel).
+        let mut iov = [const { MaybeUninit::<libc::iovec>::uninit() }; MAX_BATCH];
+        let mut hdrs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; MAX_BATCH];
+        for i in 0..n {
+            // sendmmsg does not write through iov_base; the cast to *mut is
+            // what the C struct asks for.
+            let v = iov[i].write(libc::iovec {
+                iov_base: msgs[i].as_ptr().cast_mut().cast(),
+                iov_len: msgs[i].len(),
+            });
+            hdrs[i].write(mmsghdr_for(v));
+        }
+        // SAFETY: the first `n` headers are initialised, and each points at
+        // one iovec that points at a slice of `msgs`, valid for reads of its
+        // length while `msgs` is borrowed; `iov` and `hdrs` outlive the
+        // call; no name or control buffer is given; the fd is open because
+        // it is borrowed.
+        let r = unsafe {
+            libc::sendmmsg(
+                fd.as_raw_fd(),
+                hdrs.as_mut_ptr().cast(),
+                n as libc::c_uint,
+                libc::MSG_NOSIGNAL as _,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(r as usize)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let mut sent = 0;
+        while sent < n {
+            match send(fd, msgs[sent]) {
+                Ok(_) => sent += 1,
+                Err(e) if sent == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(sent)
+    }
 }
 
 /// `pread(2)`: reads from `file` at `offset` without moving its file offset.
@@ -204,12 +372,47 @@ pub fn bytes_readable(fd: BorrowedFd<'_>) -> io::Result<usize> {
     }
 }
 
+/// `shutdown(fd, SHUT_WR)`: ends the write side of the socket `fd`, so that the peer reads
+/// end of file after what was sent, while this side can still read (a lingering close).
+///
+/// Unlike this module's other functions it takes a raw fd, since that is what a
+/// bufferevent exposes (`bufferevent_getfd`). That is sound: the call reads and writes no
+/// memory of this process, and an fd that is closed or not a socket gets an error
+/// (`EBADF`, `ENOTSOCK`). The caller must pass a socket it owns, as with any raw fd.
+///
+/// # Errors
+///
+/// The OS error, such as `ENOTCONN` for a socket whose peer already reset it.
+pub fn shutdown_write(fd: std::os::fd::RawFd) -> io::Result<()> {
+    // SAFETY: `shutdown` takes two integers and touches no memory of ours; a bad fd is
+    // reported as an error.
+    let r = unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+    cvt(r as isize).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
     use std::os::fd::AsFd;
     use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn shutdown_write_gives_the_peer_eof_and_keeps_reading() {
+        use std::io::Read;
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        a.write_all(b"bye").unwrap();
+        shutdown_write(a.as_raw_fd()).unwrap();
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"bye");
+        // The other direction still works.
+        b.write_all(b"late").unwrap();
+        let mut buf = [0u8; 4];
+        a.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"late");
+        assert!(shutdown_write(-1).is_err());
+    }
 
     #[test]
     fn vectored_round_trip_over_a_socketpair() {
@@ -299,5 +502,53 @@ mod tests {
         let mut buf = [0u8; 8];
         let e = read(a.as_fd(), &mut buf).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn datagram_batches_over_a_udp_pair() {
+        use std::net::UdpSocket;
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        a.connect(b.local_addr().unwrap()).unwrap();
+        b.connect(a.local_addr().unwrap()).unwrap();
+        b.set_nonblocking(true).unwrap();
+        let mut bufs = [[0u8; 8]; 4];
+        let mut lens = [0usize; 4];
+        {
+            let mut slots: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+            let e = recv_batch(b.as_fd(), &mut slots, &mut lens).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        }
+        let msgs: [&[u8]; 3] = [b"one", b"second", b"a datagram too long"];
+        assert_eq!(send_batch(a.as_fd(), &msgs).unwrap(), 3);
+        // Loopback queues them at once; poll (bounded) for all three.
+        let mut got = Vec::new();
+        for _ in 0..1000 {
+            if got.len() == 3 {
+                break;
+            }
+            let mut slots: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+            let n = match recv_batch(b.as_fd(), &mut slots, &mut lens) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+                Err(e) => panic!("recv_batch: {e}"),
+            };
+            assert!(n >= 1);
+            for i in 0..n {
+                got.push((slots[i][..lens[i].min(8)].to_vec(), lens[i]));
+            }
+        }
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], (b"one".to_vec(), 3));
+        assert_eq!(got[1], (b"second".to_vec(), 6));
+        assert_eq!(&got[2].0[..], b"a datagr");
+        if cfg!(target_os = "linux") {
+            // The real length of the cut datagram.
+            assert_eq!(got[2].1, 19);
+        }
+        assert_eq!(send_batch(a.as_fd(), &[]).unwrap(), 0);
     }
 }
