@@ -58,5 +58,7 @@ pub use getaddrinfo::{
 };
 pub use oxevent_bufferevent::Family;
 pub use record::{CLASS_IN, Question, RData, Rcode, Record, RecordType};
-pub use resolver::{Answer, DnsBase, Init, QueryFlags, Request, ResolveCallback};
+pub use resolver::{
+    Answer, DnsBase, Init, QueryFlags, Request, ResolveCallback, ResolveRefCallback,
+};
 pub use server::{Section, ServerFlags, ServerPort, ServerRequest};

@@ -27,6 +27,26 @@ use oxevent_bufferevent::slab::{Key, Slab};
 /// What a resolve request calls with its outcome, on the loop's thread.
 pub type ResolveCallback = Box<dyn FnOnce(&mut EventBase, Result<Answer>)>;
 
+/// What a request of [`DnsBase::resolve_ref`] calls with its outcome: the
+/// answer is lent for the call only (clone it to keep it).
+pub type ResolveRefCallback = Box<dyn FnOnce(&mut EventBase, Result<&Answer>)>;
+
+/// A request's callback: given the answer, or lent it.
+enum Callback {
+    Owned(ResolveCallback),
+    Borrowed(ResolveRefCallback),
+}
+
+impl Callback {
+    /// Runs the callback with an error.
+    fn fail(self, base: &mut EventBase, e: Error) {
+        match self {
+            Self::Owned(cb) => cb(base, Err(e)),
+            Self::Borrowed(cb) => cb(base, Err(e)),
+        }
+    }
+}
+
 /// Flags of a resolve request (libevent's `DNS_QUERY_*`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct QueryFlags(pub u8);
@@ -147,6 +167,22 @@ pub enum Init {
     System,
 }
 
+/// Where [`Init::System`] reads the system's resolver configuration.
+pub(crate) struct SystemFiles<'a> {
+    pub(crate) resolv_conf: &'a Path,
+    pub(crate) hosts: &'a Path,
+}
+
+impl SystemFiles<'static> {
+    /// The system's files: `/etc/resolv.conf` and `/etc/hosts`.
+    fn system() -> Self {
+        Self {
+            resolv_conf: Path::new("/etc/resolv.conf"),
+            hosts: Path::new("/etc/hosts"),
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Registry {
     resolvers: Slab<Box<Resolver>>,
@@ -197,7 +233,7 @@ struct Req {
     pin: Option<u64>,
     probe: bool,
     waiting: bool,
-    cb: Option<ResolveCallback>,
+    cb: Option<Callback>,
 }
 
 /// The names a request tries in turn: one (the common case: no list to
@@ -264,6 +300,14 @@ struct Server {
     probe_delay: Duration,
 }
 
+/// A UDP query counted as sent on socket `sock` while a batch of answers
+/// is handled, and sent when the batch ends.
+#[derive(Clone, Copy)]
+struct Queued {
+    sock: u64,
+    key: Key,
+}
+
 struct Timeout {
     deadline: Instant,
     req: Key,
@@ -286,8 +330,20 @@ pub(crate) struct Resolver {
     timeouts: VecDeque<Timeout>,
     timer: Option<Event>,
     timer_armed: bool,
+    /// Where datagrams are received (a batch of slots) and TCP reads land.
     recv_buf: Vec<u8>,
-    scratch: Vec<u8>,
+    /// While answers read in one batch are handled, the event doing it:
+    /// UDP queries issued from it (from the callbacks of those answers) are
+    /// queued in `out` and leave in one `sendmmsg` per socket when the
+    /// batch ends. Queries sent from anywhere else go out at once, so even
+    /// a callback that panics cannot leave queries waiting.
+    batching: Option<Event>,
+    out: Vec<Queued>,
+    /// Name strings of finished requests (and of lent answers), reused.
+    names: Vec<String>,
+    /// The record list of the last lent answer, reused (with its owner
+    /// names) for the next answer read.
+    spare: Vec<Record>,
     /// Query buffers of finished requests, reused.
     buffers: Vec<Vec<u8>>,
     next_id: u64,
@@ -326,6 +382,13 @@ impl std::hash::Hasher for IdHasher {
 }
 
 const MAX_RECV_PER_WAKEUP: usize = 64;
+/// Most datagrams one `recvmmsg` reads.
+const RECV_BATCH: usize = 32;
+/// The receive area: [`RECV_BATCH`] slots of the EDNS size advertised (512
+/// bytes without EDNS), fewer past 2 KiB; TCP reads land here too.
+const RECV_BUF_LEN: usize = 65536;
+/// Most UDP queries queued during one batch before they are sent at once.
+const MAX_QUEUED: usize = 32;
 const MAX_TCP_FRAME: usize = 65535;
 
 impl DnsBase {
@@ -338,6 +401,16 @@ impl DnsBase {
     /// the timer is.
     #[doc(alias = "evdns_base_new")]
     pub fn new(base: &mut EventBase, init: Init) -> Result<Self> {
+        Self::new_from(base, init, &SystemFiles::system())
+    }
+
+    /// [`new`](Self::new) with the system files read from `files` (tests
+    /// point it at files of their own).
+    pub(crate) fn new_from(
+        base: &mut EventBase,
+        init: Init,
+        files: &SystemFiles<'_>,
+    ) -> Result<Self> {
         let reg = base.extension::<Registry>();
         let key = reg.resolvers.insert(Box::new(Resolver {
             opts: Options::default(),
@@ -354,8 +427,11 @@ impl DnsBase {
             timeouts: VecDeque::new(),
             timer: None,
             timer_armed: false,
-            recv_buf: vec![0; 65536],
-            scratch: Vec::with_capacity(256),
+            recv_buf: vec![0; RECV_BUF_LEN],
+            batching: None,
+            out: Vec::with_capacity(MAX_QUEUED),
+            names: Vec::new(),
+            spare: Vec::new(),
             buffers: Vec::new(),
             next_id: 1,
             cache: Cache::default(),
@@ -367,8 +443,8 @@ impl DnsBase {
             r.timer = Some(timer);
         }
         if init == Init::System {
-            let conf = ResolvConf::load(Path::new("/etc/resolv.conf")).unwrap_or_default();
-            h.apply_resolv_conf(base, &conf, ConfParts::ALL)?;
+            let conf = ResolvConf::load(files.resolv_conf).unwrap_or_default();
+            h.apply_resolv_conf_from(base, &conf, ConfParts::ALL, files.hosts)?;
             if h.count_nameservers(base) == 0 {
                 h.nameserver_sockaddr_add(base, SocketAddr::from(([127, 0, 0, 1], 53)))?;
             }
@@ -399,7 +475,7 @@ impl DnsBase {
             }
             for q in reqs {
                 if let Some(cb) = q.cb {
-                    cb(base, Err(Error::Shutdown));
+                    cb.fail(base, Error::Shutdown);
                 }
             }
         }
@@ -424,6 +500,18 @@ impl DnsBase {
         conf: &ResolvConf,
         parts: ConfParts,
     ) -> Result<()> {
+        self.apply_resolv_conf_from(base, conf, parts, SystemFiles::system().hosts)
+    }
+
+    /// [`apply_resolv_conf`](Self::apply_resolv_conf) with the hosts file
+    /// read from `hosts_path`.
+    fn apply_resolv_conf_from(
+        self,
+        base: &mut EventBase,
+        conf: &ResolvConf,
+        parts: ConfParts,
+        hosts_path: &Path,
+    ) -> Result<()> {
         let r = get_or(base, self)?;
         if parts.contains(ConfParts::SEARCH) {
             r.search.clone_from(&conf.search);
@@ -435,7 +523,7 @@ impl DnsBase {
             }
         }
         if parts.contains(ConfParts::HOSTSFILE) {
-            if let Ok(h) = Hosts::load(Path::new("/etc/hosts")) {
+            if let Ok(h) = Hosts::load(hosts_path) {
                 r.hosts = h;
             }
         }
@@ -738,13 +826,57 @@ impl DnsBase {
         flags: QueryFlags,
         cb: impl FnOnce(&mut EventBase, Result<Answer>) + 'static,
     ) -> Result<Request> {
+        self.resolve_cb(base, name, qtype, flags, Callback::Owned(Box::new(cb)))
+    }
+
+    /// [`resolve`](Self::resolve) with the answer lent to the callback
+    /// instead of given: like libevent's callbacks, whose addresses are
+    /// valid only during the call. The resolver reuses the answer's
+    /// allocations for the next one, so a lookup allocates nothing for its
+    /// answer; `answer.clone()` gives the owned form.
+    ///
+    /// ```no_run
+    /// # use oxevent_core::EventBase;
+    /// # use oxevent_dns::{DnsBase, Init, QueryFlags, RecordType};
+    /// # let mut base = EventBase::new().unwrap();
+    /// # let dns = DnsBase::new(&mut base, Init::Empty).unwrap();
+    /// dns.resolve_ref(&mut base, "example.test", RecordType::A, QueryFlags::NONE, |_, res| {
+    ///     if let Ok(answer) = res {
+    ///         println!("{:?}", answer.addrs());
+    ///     }
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`resolve_ipv4`](Self::resolve_ipv4).
+    pub fn resolve_ref(
+        self,
+        base: &mut EventBase,
+        name: &str,
+        qtype: RecordType,
+        flags: QueryFlags,
+        cb: impl FnOnce(&mut EventBase, Result<&Answer>) + 'static,
+    ) -> Result<Request> {
+        self.resolve_cb(base, name, qtype, flags, Callback::Borrowed(Box::new(cb)))
+    }
+
+    fn resolve_cb(
+        self,
+        base: &mut EventBase,
+        name: &str,
+        qtype: RecordType,
+        flags: QueryFlags,
+        cb: Callback,
+    ) -> Result<Request> {
         let r = get_or(base, self)?;
         let names = candidates(
             name,
             &r.search,
             r.opts.ndots,
             flags.contains(QueryFlags::NO_SEARCH),
-            &mut r.scratch,
+            &mut r.names,
         )?;
         let max_tx = r.opts.attempts.max(1);
         // One look-up of the resolver in the base for the whole request.
@@ -755,7 +887,7 @@ impl DnsBase {
             flags.contains(QueryFlags::USE_VC),
             None,
             max_tx,
-            Box::new(cb),
+            cb,
         )?;
         Ok(self.launch(base, key, direct))
     }
@@ -772,7 +904,7 @@ impl DnsBase {
         cb: ResolveCallback,
     ) -> Result<Request> {
         let r = get_or(base, self)?;
-        let (key, direct) = enqueue(r, names, qtype, tcp, pin, max_tx, cb)?;
+        let (key, direct) = enqueue(r, names, qtype, tcp, pin, max_tx, Callback::Owned(cb))?;
         Ok(self.launch(base, key, direct))
     }
 
@@ -859,9 +991,8 @@ fn candidates(
     search: &[String],
     ndots: u8,
     no_search: bool,
-    scratch: &mut Vec<u8>,
+    pool: &mut Vec<String>,
 ) -> Result<Names> {
-    let _ = scratch;
     let check = |n: &str| -> Result<()> {
         wire::check_name(n).map_err(|_| Error::InvalidName(n.to_owned()))
     };
@@ -872,7 +1003,9 @@ fn candidates(
         // Tried as given: checked once, where it is encoded (or by
         // `enqueue` when it is queued), not here as well (`check_name` and
         // `encode_name` accept the same names).
-        return Ok(Names::One(name.to_owned()));
+        let mut n = pool.pop().unwrap_or_default();
+        n.push_str(name);
+        return Ok(Names::One(n));
     }
     check(name)?;
     if let Some(abs) = name.strip_suffix('.') {
@@ -925,7 +1058,7 @@ fn enqueue(
     tcp: bool,
     pin: Option<u64>,
     max_tx: u8,
-    cb: ResolveCallback,
+    cb: Callback,
 ) -> Result<(Key, bool)> {
     if r.servers.is_empty() && !r.suspended {
         return Err(Error::NoServers);
@@ -1111,11 +1244,26 @@ fn detach_r(r: &mut Resolver, key: Key) -> Option<EvAction> {
 
 /// Sends on an existing, unworn socket of the pool without touching the
 /// base; `None` when the pool must grow or rotate (the slow path).
-fn udp_send_fast(r: &mut Resolver, si: usize, key: Key) -> Option<io::Result<Option<Event>>> {
+fn udp_send_fast(
+    r: &mut Resolver,
+    si: usize,
+    key: Key,
+    now: Instant,
+    running: Option<Event>,
+) -> Option<io::Result<Option<Event>>> {
     let pool = r.opts.socket_pool.max(1);
     let rotate_after = r.opts.socket_rotate.max(1);
+    let batching = r.batching.is_some() && r.batching == running;
+    if batching && r.out.len() >= MAX_QUEUED {
+        // A full batch leaves now.
+        flush_out(r, now);
+    }
     let Resolver {
-        servers, rng, reqs, ..
+        servers,
+        rng,
+        reqs,
+        out,
+        ..
     } = r;
     let s = &mut servers[si];
     if s.socks.len() < pool {
@@ -1128,7 +1276,11 @@ fn udp_send_fast(r: &mut Resolver, si: usize, key: Key) -> Option<io::Result<Opt
     let server = s.id;
     let q = reqs.get_mut(key)?;
     let u = &mut s.socks[idx];
-    if let Err(e) = u.sock.send(&q.query) {
+    if batching {
+        // Answers are being handled: the query leaves with the others of
+        // this socket when the batch ends (in this loop iteration).
+        out.push(Queued { sock: u.id, key });
+    } else if let Err(e) = u.sock.send(&q.query) {
         return Some(Err(e));
     }
     u.sent = u.sent.saturating_add(1);
@@ -1145,6 +1297,7 @@ fn udp_send_fast(r: &mut Resolver, si: usize, key: Key) -> Option<io::Result<Opt
 /// Sends (or re-sends) the request's query and arms its timeout.
 fn transmit(base: &mut EventBase, h: DnsBase, key: Key) {
     let now = base.now();
+    let running = base.running_event();
     let Some(r) = get(base, h) else { return };
     let act = detach_r(r, key);
     let Some(q) = r.reqs.get(key) else {
@@ -1158,7 +1311,7 @@ fn transmit(base: &mut EventBase, h: DnsBase, key: Key) {
         return;
     };
     if !tcp {
-        if let Some(res) = udp_send_fast(r, si, key) {
+        if let Some(res) = udp_send_fast(r, si, key, now, running) {
             // The common case: sent on the pool without touching the base,
             // so the bookkeeping needs no second look-up of the resolver.
             let (ok, arm) = match res {
@@ -1350,16 +1503,136 @@ fn udp_send_on(
     Ok(())
 }
 
+/// Sends the UDP queries queued during a batch: one `sendmmsg` per socket
+/// (more for a long queue), in the order they were issued. A query whose
+/// send fails counts as a failed attempt at once, as in [`note_sent`];
+/// returns the resolver's timer and its delay when it must be armed.
+fn flush_out(r: &mut Resolver, now: Instant) -> Option<(Event, Duration)> {
+    // Entries sent are marked with the socket id 0 (ids start at 1), those
+    // whose send failed with `FAILED`.
+    const FAILED: u64 = u64::MAX;
+    if r.out.is_empty() {
+        return None;
+    }
+    if let [one] = r.out[..] {
+        // A single query (one answer handled): a plain `send`.
+        r.out.clear();
+        let Resolver { servers, reqs, .. } = &mut *r;
+        let sent = servers
+            .iter()
+            .flat_map(|s| s.socks.iter().chain(&s.retiring).map(move |u| (s.id, u)))
+            .find(|(_, u)| u.id == one.sock)
+            .zip(reqs.get(one.key))
+            .filter(|((server, _), q)| {
+                q.via
+                    == (Via::Udp {
+                        server: *server,
+                        sock: one.sock,
+                    })
+            })
+            .map(|((_, u), q)| u.sock.send(&q.query));
+        if !matches!(sent, Some(Err(_))) {
+            return None;
+        }
+        // Failed: queued again, to go through the failure path below.
+        r.out.push(Queued {
+            sock: FAILED,
+            key: one.key,
+        });
+    }
+    let mut out = std::mem::take(&mut r.out);
+    let mut nfailed = usize::from(out.first().is_some_and(|e| e.sock == FAILED));
+    {
+        let Resolver { servers, reqs, .. } = &mut *r;
+        let mut msgs: [&[u8]; MAX_QUEUED] = [&[]; MAX_QUEUED];
+        // Where each message's entry is in `out`.
+        let mut at = [0u8; MAX_QUEUED];
+        // One group per socket, in the order of issue within it.
+        let mut i = 0;
+        while i < out.len() {
+            let sock = out[i].sock;
+            if sock == 0 || sock == FAILED {
+                i += 1;
+                continue;
+            }
+            // The socket, wherever it is now (rotated sockets retire with
+            // their queries outstanding, so it is still there).
+            let u = servers
+                .iter()
+                .flat_map(|s| s.socks.iter().chain(&s.retiring).map(move |u| (s.id, u)))
+                .find(|(_, u)| u.id == sock);
+            let mut m = 0;
+            for (j, e) in out.iter_mut().enumerate().skip(i) {
+                if e.sock != sock {
+                    continue;
+                }
+                e.sock = 0;
+                // Still waiting for this send (not cancelled, not moved).
+                if let (Some((server, _)), Some(q)) = (u, reqs.get(e.key)) {
+                    if q.via == (Via::Udp { server, sock }) && m < MAX_QUEUED {
+                        msgs[m] = &q.query;
+                        at[m] = j as u8;
+                        m += 1;
+                    }
+                }
+            }
+            if let Some((_, u)) = u {
+                let fd = std::os::fd::AsFd::as_fd(&u.sock);
+                let mut k = 0;
+                while k < m {
+                    match oxevent_core::fdio::send_batch(fd, &msgs[k..m]) {
+                        Ok(n) if n > 0 => k += n,
+                        // The first one failed: it counts as a failed
+                        // attempt; the rest go on.
+                        _ => {
+                            out[usize::from(at[k])].sock = FAILED;
+                            nfailed += 1;
+                            k += 1;
+                        }
+                    }
+                }
+            }
+            i += 1;
+        }
+    }
+    for e in &out {
+        if e.sock != FAILED {
+            continue;
+        }
+        if let Some(q) = r.reqs.get_mut(e.key) {
+            q.seq = q.seq.wrapping_add(1);
+            let seq = q.seq;
+            r.timeouts.push_back(Timeout {
+                deadline: now,
+                req: e.key,
+                seq,
+            });
+        }
+    }
+    out.clear();
+    r.out = out;
+    if nfailed == 0 || r.timer_armed {
+        return None;
+    }
+    let t = r.timer?;
+    r.timer_armed = true;
+    let d = r.timeouts.front().map_or(now, |f| f.deadline);
+    Some((t, d.saturating_duration_since(now)))
+}
+
+/// Reads the answers waiting on a pool socket, a batch per `recvmmsg`,
+/// and handles each; queries issued by their callbacks are queued and
+/// leave together when the batch ends ([`flush_out`]).
 fn on_udp_readable(base: &mut EventBase, h: DnsBase, server: u64, sock: u64) {
-    for _ in 0..MAX_RECV_PER_WAKEUP {
+    // This socket's event: sends from the callbacks it runs are batched.
+    let running = base.running_event();
+    let mut read = 0;
+    while read < MAX_RECV_PER_WAKEUP {
         let Some(r) = get(base, h) else { return };
-        let opts_case = r.opts.randomize_case;
+        let slot = usize::from(r.opts.edns_udp_size.unwrap_or(512)).max(512);
+        let count = (RECV_BUF_LEN / slot).clamp(1, RECV_BATCH);
         let Resolver {
-            servers,
-            recv_buf,
-            ids,
-            reqs,
-            ..
+            servers, recv_buf, ..
         } = r;
         let Some(s) = servers.iter().find(|s| s.id == server) else {
             return;
@@ -1367,33 +1640,111 @@ fn on_udp_readable(base: &mut EventBase, h: DnsBase, server: u64, sock: u64) {
         let Some(u) = s.socks.iter().chain(&s.retiring).find(|u| u.id == sock) else {
             return;
         };
+        // No more than the answers it may still get (a stray datagram past
+        // them is read by the next call): one answer in flight costs one
+        // header, not 32.
+        let expected = (u.outstanding as usize).max(1);
+        let count = count.min(expected);
         // The socket is connected to the nameserver: the kernel delivers
         // only datagrams from that address and port, so the source is
         // checked without `recv_from` (the unit test
         // `an_answer_from_another_address_is_ignored` checks a stranger's
         // datagram is ignored).
-        let n = match u.sock.recv(recv_buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            // ICMP errors (a refused port) and the like: the request's
-            // timeout handles them.
-            Err(_) => continue,
+        let mut lens = [0usize; RECV_BATCH];
+        let n = {
+            let fd = std::os::fd::AsFd::as_fd(&u.sock);
+            let got = if count == 1 {
+                // One answer awaited (one lookup in flight): no table of
+                // 32 slots to set up.
+                oxevent_core::fdio::recv_batch(fd, &mut [&mut recv_buf[..slot]], &mut lens[..1])
+            } else {
+                let mut slots: [&mut [u8]; RECV_BATCH] = Default::default();
+                for (d, c) in slots
+                    .iter_mut()
+                    .zip(recv_buf[..slot * count].chunks_exact_mut(slot))
+                {
+                    *d = c;
+                }
+                oxevent_core::fdio::recv_batch(fd, &mut slots[..count], &mut lens[..count])
+            };
+            match got {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // ICMP errors (a refused port) and the like: the request's
+                // timeout handles them.
+                Err(_) => {
+                    read += 1;
+                    continue;
+                }
+            }
         };
-        let msg = &recv_buf[..n];
-        if n < wire::HEADER_LEN {
-            continue;
+        read += n;
+        r.batching = running;
+        for (i, &len) in lens[..n].iter().enumerate() {
+            let Some(r) = get(base, h) else { return };
+            let opts_case = r.opts.randomize_case;
+            let Resolver {
+                recv_buf,
+                ids,
+                reqs,
+                spare,
+                ..
+            } = r;
+            let msg = &recv_buf[i * slot..i * slot + len.min(slot)];
+            if msg.len() < wire::HEADER_LEN {
+                continue;
+            }
+            let id = u16::from_be_bytes([msg[0], msg[1]]);
+            let Some(&key) = ids.get(&id) else { continue };
+            let Some(q) = reqs.get(key) else { continue };
+            if q.via != (Via::Udp { server, sock }) {
+                continue;
+            }
+            if !wire::question_matches(msg, &q.query, q.qend, opts_case) {
+                continue;
+            }
+            let parsed = if len > slot {
+                // Longer than the size asked for: read as truncated, so it
+                // is asked again over TCP.
+                Ok(wire::Response {
+                    id,
+                    flags: wire::flags::TC,
+                    rcode: 0,
+                    qdcount: 1,
+                    answers: Vec::new(),
+                })
+            } else {
+                // Into the records of the last lent answer: no allocation.
+                let mut resp = wire::Response {
+                    id: 0,
+                    flags: 0,
+                    rcode: 0,
+                    qdcount: 0,
+                    answers: std::mem::take(spare),
+                };
+                let known = Some((q.names.at(q.name_idx).as_str(), q.qend));
+                match wire::parse_response_into(msg, known, &mut resp) {
+                    Ok(()) => Ok(resp),
+                    Err(e) => {
+                        *spare = resp.answers;
+                        Err(e)
+                    }
+                }
+            };
+            handle_response(base, h, key, server, parsed);
         }
-        let id = u16::from_be_bytes([msg[0], msg[1]]);
-        let Some(&key) = ids.get(&id) else { continue };
-        let Some(q) = reqs.get(key) else { continue };
-        if q.via != (Via::Udp { server, sock }) {
-            continue;
+        let now = base.now();
+        let Some(r) = get(base, h) else { return };
+        r.batching = None;
+        if let Some((t, d)) = flush_out(r, now) {
+            let _ = base.add(t, Some(d));
         }
-        if !wire::question_matches(msg, &q.query, q.qend, opts_case) {
-            continue;
+        if n < count || count == expected {
+            // Drained, or every answer it was waiting for is in (answers
+            // to the queries just sent wake the loop again): no need for a
+            // call that finds nothing.
+            return;
         }
-        let parsed = wire::parse_response_for(msg, Some((q.names.at(q.name_idx), q.qend)));
-        handle_response(base, h, key, server, parsed);
     }
 }
 
@@ -1497,7 +1848,7 @@ fn finish(base: &mut EventBase, h: DnsBase, key: Key, res: Result<Answer>) {
 
 /// What is left of a finished request once the resolver's tables are
 /// updated: base work, whether waiting requests may start, the callback.
-type Finished = (Option<EvAction>, bool, Option<ResolveCallback>);
+type Finished = (Option<EvAction>, bool, Option<Callback>);
 
 /// The resolver's side of [`finish`] (no base work, no callback).
 fn finish_in(r: &mut Resolver, key: Key) -> Finished {
@@ -1512,6 +1863,14 @@ fn finish_in(r: &mut Resolver, key: Key) -> Finished {
         let mut b = std::mem::take(&mut q.query);
         b.clear();
         r.buffers.push(b);
+    }
+    if let Names::One(n) = &mut q.names {
+        // Given to the answer already, or left (an error): kept if left.
+        if n.capacity() > 0 && r.names.len() < 256 {
+            let mut n = std::mem::take(n);
+            n.clear();
+            r.names.push(n);
+        }
     }
     if q.waiting {
         r.waiting.retain(|k| *k != key);
@@ -1539,8 +1898,26 @@ fn finish_out(base: &mut EventBase, h: DnsBase, done: Finished, res: Result<Answ
     if more {
         start_waiting(base, h);
     }
-    if let Some(cb) = cb {
-        cb(base, res);
+    match (cb, res) {
+        (Some(Callback::Owned(cb)), res) => cb(base, res),
+        (Some(Callback::Borrowed(cb)), Ok(answer)) => {
+            cb(base, Ok(&answer));
+            // Its allocations serve the next answer.
+            if let Some(r) = get(base, h) {
+                let Answer {
+                    mut name, records, ..
+                } = answer;
+                if r.spare.capacity() < records.capacity() {
+                    r.spare = records;
+                }
+                if r.names.len() < 256 {
+                    name.clear();
+                    r.names.push(name);
+                }
+            }
+        }
+        (Some(Callback::Borrowed(cb)), Err(e)) => cb(base, Err(e)),
+        (None, _) => {}
     }
 }
 
@@ -1874,5 +2251,169 @@ mod tests {
         peer.join().unwrap();
         let got = got.borrow_mut().take().expect("an outcome");
         assert_eq!(got.unwrap(), vec![IpAddr::V4(Ipv4Addr::new(10, 9, 8, 7))]);
+    }
+
+    /// A UDP answer longer than the receive slot (512 bytes without EDNS)
+    /// is read as truncated: the question is asked again over TCP, whose
+    /// answer is the one given.
+    #[test]
+    fn an_oversized_udp_answer_goes_to_tcp() {
+        use std::net::TcpListener;
+        let (udp, tcp) = (0..100)
+            .find_map(|_| {
+                let u = UdpSocket::bind("127.0.0.1:0").ok()?;
+                let t = TcpListener::bind(u.local_addr().ok()?).ok()?;
+                Some((u, t))
+            })
+            .expect("a port free for UDP and TCP");
+        udp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let addr = udp.local_addr().unwrap();
+        let peer = std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            let (n, from) = udp.recv_from(&mut buf).unwrap();
+            // 80 A records: far past 512 bytes, and no TC bit.
+            let mut big = answer_to(&buf[..n], [6, 6, 6, 6]);
+            let rec = big[big.len() - 16..].to_vec();
+            for _ in 1..80 {
+                big.extend_from_slice(&rec);
+            }
+            big[6..8].copy_from_slice(&80u16.to_be_bytes());
+            assert!(big.len() > 1000);
+            udp.send_to(&big, from).unwrap();
+            let (mut s, _) = tcp.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut len = [0u8; 2];
+            s.read_exact(&mut len).unwrap();
+            let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            s.read_exact(&mut q).unwrap();
+            let a = answer_to(&q, [10, 9, 8, 7]);
+            s.write_all(&(a.len() as u16).to_be_bytes()).unwrap();
+            s.write_all(&a).unwrap();
+        });
+        let mut base = EventBase::new().unwrap();
+        let dns = DnsBase::new(&mut base, Init::Empty).unwrap();
+        dns.nameserver_sockaddr_add(&mut base, addr).unwrap();
+        let got = Rc::new(RefCell::new(None));
+        let g = got.clone();
+        dns.resolve_ipv4(
+            &mut base,
+            "big.test",
+            QueryFlags::NO_SEARCH,
+            move |base, r| {
+                *g.borrow_mut() = Some(r.map(|a| a.addrs()));
+                base.loopbreak();
+            },
+        )
+        .unwrap();
+        base.loopexit(Some(Duration::from_secs(10))).unwrap();
+        base.dispatch().unwrap();
+        peer.join().unwrap();
+        let got = got.borrow_mut().take().expect("an outcome");
+        assert_eq!(got.unwrap(), vec![IpAddr::V4(Ipv4Addr::new(10, 9, 8, 7))]);
+    }
+
+    /// A temporary file, removed on drop.
+    struct Temp(std::path::PathBuf);
+
+    impl Temp {
+        fn new(tag: &str, text: &str) -> Self {
+            let p = std::env::temp_dir().join(format!(
+                "oxevent-dns-{tag}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            std::fs::write(&p, text).unwrap();
+            Self(p)
+        }
+    }
+
+    impl Drop for Temp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    /// `Init::System` through its own path: the resolv.conf gives the
+    /// nameserver, search list and options, the hosts file its entries, and
+    /// a lookup of a short name goes to that nameserver with the search
+    /// domain appended.
+    #[test]
+    fn init_system_reads_resolv_conf_and_hosts() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        let conf = Temp::new(
+            "resolv",
+            &format!(
+                "# test\nnameserver {addr}\nsearch sys.test other.test\n\
+                 options ndots:2 attempts:4 timeout:7\n"
+            ),
+        );
+        let hosts = Temp::new("hosts", "10.1.2.3 host.sys.test alias\n");
+        let peer = std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            let (n, from) = server.recv_from(&mut buf).unwrap();
+            let asked = wire::parse_request(&buf[..n]).unwrap().questions[0]
+                .name
+                .to_ascii_lowercase();
+            server
+                .send_to(&answer_to(&buf[..n], [10, 9, 8, 7]), from)
+                .unwrap();
+            asked
+        });
+        let mut base = EventBase::new().unwrap();
+        let files = SystemFiles {
+            resolv_conf: &conf.0,
+            hosts: &hosts.0,
+        };
+        let dns = DnsBase::new_from(&mut base, Init::System, &files).unwrap();
+        assert_eq!(dns.nameservers(&mut base), vec![(addr, true)]);
+        let opts = dns.options(&mut base).unwrap();
+        assert_eq!(
+            (opts.ndots, opts.attempts, opts.timeout),
+            (2, 4, Duration::from_secs(7))
+        );
+        let r = get(&mut base, dns).unwrap();
+        assert_eq!(
+            r.search,
+            vec!["sys.test".to_owned(), "other.test".to_owned()]
+        );
+        assert_eq!(r.hosts.lookup("alias"), &[IpAddr::from([10, 1, 2, 3])]);
+        let got = Rc::new(RefCell::new(None));
+        let g = got.clone();
+        dns.resolve_ipv4(&mut base, "www", QueryFlags::NONE, move |base, r| {
+            *g.borrow_mut() = Some(r.map(|a| (a.name.clone(), a.addrs())));
+            base.loopbreak();
+        })
+        .unwrap();
+        base.loopexit(Some(Duration::from_secs(10))).unwrap();
+        base.dispatch().unwrap();
+        assert_eq!(peer.join().unwrap(), "www.sys.test");
+        let (name, addrs) = got.borrow_mut().take().expect("an outcome").unwrap();
+        assert_eq!(name, "www.sys.test");
+        assert_eq!(addrs, vec![IpAddr::V4(Ipv4Addr::new(10, 9, 8, 7))]);
+        dns.free(&mut base, false);
+    }
+
+    /// `Init::System` with no resolv.conf: 127.0.0.1:53, as libevent does.
+    #[test]
+    fn init_system_without_resolv_conf_uses_localhost() {
+        let mut base = EventBase::new().unwrap();
+        let missing = std::env::temp_dir().join(format!(
+            "oxevent-dns-missing-{}/resolv.conf",
+            std::process::id()
+        ));
+        let files = SystemFiles {
+            resolv_conf: &missing,
+            hosts: &missing,
+        };
+        let dns = DnsBase::new_from(&mut base, Init::System, &files).unwrap();
+        assert_eq!(
+            dns.nameservers(&mut base),
+            vec![(SocketAddr::from(([127, 0, 0, 1], 53)), true)]
+        );
+        assert!(get(&mut base, dns).unwrap().search.is_empty());
     }
 }

@@ -10,6 +10,8 @@
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use oxevent_core::{Event, EventBase, What};
@@ -66,7 +68,29 @@ struct Client {
     write_armed: bool,
     inbuf: Vec<u8>,
     out: Vec<u8>,
-    pending: u32,
+    /// Requests of this client not yet answered or dropped: each holds a
+    /// [`Pending`] ticket on it.
+    pending: Arc<AtomicU32>,
+}
+
+/// A TCP request's hold on its client's count of requests in flight,
+/// released when the request is answered, discarded or dropped.
+#[derive(Debug)]
+struct Pending(Arc<AtomicU32>);
+
+impl Pending {
+    fn new(count: &Arc<AtomicU32>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
 }
 
 struct Port {
@@ -102,10 +126,17 @@ const MAX_PENDING_PER_CLIENT: u32 = 64;
 const MAX_CLIENT_OUT: usize = 1 << 20;
 
 /// A request to a server port (libevent's `evdns_server_request`).
+///
+/// End it with [`respond`](Self::respond) or [`discard`](Self::discard);
+/// dropping it is the same as discarding it. A TCP connection has at most
+/// 64 requests in flight (past that it is closed); a request stops counting
+/// as soon as it is answered, discarded or dropped.
 #[derive(Debug)]
 pub struct ServerRequest {
     port: ServerPort,
     client: Option<Key>,
+    /// Over TCP: the hold on the client's count of requests in flight.
+    pending: Option<Pending>,
     peer: SocketAddr,
     max_len: usize,
     parts: wire::ResponseParts,
@@ -239,6 +270,7 @@ fn parse(
             Ok(ServerRequest {
                 port: p,
                 client,
+                pending: None,
                 peer,
                 max_len,
                 parts: wire::ResponseParts {
@@ -311,7 +343,7 @@ fn on_accept(base: &mut EventBase, p: ServerPort) {
             write_armed: false,
             inbuf: Vec::new(),
             out: Vec::new(),
-            pending: 0,
+            pending: Arc::new(AtomicU32::new(0)),
         });
         let evs = (|| {
             let r = base.event_new(fd, What::READ | What::PERSIST, move |b, _, what| {
@@ -399,16 +431,16 @@ fn on_client_read(base: &mut EventBase, p: ServerPort, key: Key, peer: SocketAdd
         let Some(c) = port(base, p).and_then(|pt| pt.clients.get_mut(key)) else {
             return;
         };
-        if c.pending >= MAX_PENDING_PER_CLIENT {
+        if c.pending.load(Ordering::Relaxed) >= MAX_PENDING_PER_CLIENT {
             close_client(base, p, key);
             return;
         }
         match parse(&f, p, Some(key), peer) {
-            Ok(req) => {
-                c.pending += 1;
+            Ok(mut req) => {
+                req.pending = Some(Pending::new(&c.pending));
                 deliver(base, p, req);
             }
-            Err(Some(formerr)) => queue_tcp(base, p, key, &formerr, false),
+            Err(Some(formerr)) => queue_tcp(base, p, key, &formerr),
             Err(None) => {
                 close_client(base, p, key);
                 return;
@@ -444,13 +476,10 @@ fn on_client_write(base: &mut EventBase, p: ServerPort, key: Key) {
 }
 
 /// Appends a framed message to a client's output and arms its write.
-fn queue_tcp(base: &mut EventBase, p: ServerPort, key: Key, msg: &[u8], answered: bool) {
+fn queue_tcp(base: &mut EventBase, p: ServerPort, key: Key, msg: &[u8]) {
     let Some(c) = port(base, p).and_then(|pt| pt.clients.get_mut(key)) else {
         return;
     };
-    if answered {
-        c.pending = c.pending.saturating_sub(1);
-    }
     if c.out.len() + msg.len() > MAX_CLIENT_OUT {
         close_client(base, p, key);
         return;
@@ -584,7 +613,9 @@ impl ServerRequest {
                 if port(base, p).and_then(|pt| pt.clients.get(key)).is_none() {
                     return Err(io::ErrorKind::NotFound.into());
                 }
-                queue_tcp(base, p, key, &msg, true);
+                // The request's hold on the client's count is released
+                // when `self` drops, at the end of this call.
+                queue_tcp(base, p, key, &msg);
                 Ok(())
             }
             None => {
@@ -596,13 +627,13 @@ impl ServerRequest {
     }
 
     /// Drops the request without answering (`evdns_server_request_drop`).
+    /// Dropping a request has the same effect: either way a TCP request
+    /// stops counting against its connection's limit of requests in
+    /// flight.
     #[doc(alias = "evdns_server_request_drop")]
-    pub fn discard(mut self, base: &mut EventBase) {
-        if let Some(key) = self.client.take() {
-            if let Some(c) = port(base, self.port).and_then(|pt| pt.clients.get_mut(key)) {
-                c.pending = c.pending.saturating_sub(1);
-            }
-        }
+    pub fn discard(self, base: &mut EventBase) {
+        let _ = base;
+        drop(self);
     }
 }
 

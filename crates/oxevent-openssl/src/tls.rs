@@ -29,35 +29,113 @@ pub(crate) const RECORD: usize = 16 * 1024;
 /// stops until it drains (the write side's backpressure).
 const MAX_PENDING_OUT: usize = 256 * 1024;
 
+/// A TLS record header: OpenSSL asks for this much first, then for the
+/// body. Only reads longer than a header go straight to the socket.
+const RECORD_HEADER: usize = 5;
+
 /// The in-memory transport OpenSSL reads from and writes to.
 ///
 /// In socket mode it also holds a duplicate of the socket: while nothing
 /// waits in the underlying output, records are sent straight from
 /// OpenSSL's buffer (`send`), saving a copy and an allocation per record;
 /// whatever the socket does not take goes to `tx`, and from there to the
-/// underlying output, in order.
+/// underlying output, in order. Reads work the other way round: the
+/// socket bufferevent reads the start of what comes (up to 1 KiB: it is
+/// what waits for the socket to be readable, and small records come whole
+/// that way), and when OpenSSL asks for more than a record header while
+/// nothing waits in `rx` nor in the underlying input, the rest of the
+/// record is received straight into OpenSSL's buffer (`recv`), saving the
+/// copy from `rx`. The socket bufferevent reads again after that (its
+/// read filled its max, or data came after it), so nothing is left
+/// unnoticed in the socket. A socket error met there is kept for the
+/// filter to report; an end of file is left for the socket bufferevent to
+/// find.
+///
+/// Both buffers are boxed and made only while they hold data (an empty
+/// `Buffer` is about 100 bytes): an idle connection keeps neither.
 #[derive(Debug, Default)]
 pub(crate) struct Mem {
-    rx: Buffer,
-    tx: Buffer,
+    rx: Option<Box<Buffer>>,
+    tx: Option<Box<Buffer>>,
     sock: Option<OwnedFd>,
     /// Sending straight to `sock` keeps the order (set before each step).
     direct: bool,
+    /// Receiving straight from `sock` keeps the order (set before each step).
+    direct_rx: bool,
+    /// The error a direct receive met, to report.
+    rx_error: Option<io::Error>,
+}
+
+impl Mem {
+    fn rx_is_empty(&self) -> bool {
+        self.rx.as_ref().is_none_or(|b| b.is_empty())
+    }
+
+    fn tx_is_empty(&self) -> bool {
+        self.tx.as_ref().is_none_or(|b| b.is_empty())
+    }
+
+    /// Moves the ciphertext of `from` (without a copy) to the end of `rx`.
+    fn receive(&mut self, from: &mut Buffer) -> Result<(), oxevent_bufferevent::BufferError> {
+        self.rx.get_or_insert_with(Box::default).add_buffer(from)
+    }
+
+    /// Receives a record body straight from the socket (see [`Mem`]). An
+    /// end of file, a socket not connected yet or nothing to read are
+    /// `WouldBlock`: the socket bufferevent, which reads the next header,
+    /// reports what it finds.
+    fn recv_direct(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let would_block = || Err(io::ErrorKind::WouldBlock.into());
+        if !self.direct_rx || buf.len() <= RECORD_HEADER || self.rx_error.is_some() {
+            return would_block();
+        }
+        let Some(fd) = &self.sock else {
+            return would_block();
+        };
+        match fdio::recv(fd.as_fd(), buf) {
+            Ok(0) => would_block(),
+            Ok(n) => Ok(n),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::Interrupted
+                        | io::ErrorKind::NotConnected
+                ) =>
+            {
+                would_block()
+            }
+            Err(e) => {
+                self.rx_error = Some(e);
+                would_block()
+            }
+        }
+    }
+
+    /// Gives back the buffers that hold nothing.
+    fn tidy(&mut self) {
+        if self.rx_is_empty() {
+            self.rx = None;
+        }
+        if self.tx_is_empty() {
+            self.tx = None;
+        }
+    }
 }
 
 impl Read for Mem {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.rx.is_empty() {
-            return Err(io::ErrorKind::WouldBlock.into());
+        match self.rx.as_mut() {
+            Some(rx) if !rx.is_empty() => rx.remove(buf).map_err(io::Error::other),
+            _ => self.recv_direct(buf),
         }
-        self.rx.remove(buf).map_err(io::Error::other)
     }
 }
 
 impl Write for Mem {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut rest = buf;
-        if self.direct && self.tx.is_empty() {
+        if self.direct && self.tx_is_empty() {
             if let Some(fd) = &self.sock {
                 // Full, not connected yet, or failing: what is left goes
                 // through the socket bufferevent (which reports any error).
@@ -70,7 +148,10 @@ impl Write for Mem {
             }
         }
         if !rest.is_empty() {
-            self.tx.add(rest).map_err(io::Error::other)?;
+            self.tx
+                .get_or_insert_with(Box::default)
+                .add(rest)
+                .map_err(io::Error::other)?;
         }
         Ok(buf.len())
     }
@@ -144,7 +225,8 @@ pub(crate) struct TlsFilter {
     pub(crate) stream: SslStream<Mem>,
     phase: Phase,
     pub(crate) flags: SslFlags,
-    pub(crate) error: Option<TlsError>,
+    /// Boxed: rare, and large next to the rest.
+    pub(crate) error: Option<Box<TlsError>>,
     /// The last `SSL_read` wanted more ciphertext and none came since:
     /// nothing can be decrypted until the underlying bufferevent reads.
     starved: bool,
@@ -200,7 +282,19 @@ impl TlsFilter {
     /// Allows direct sends for the next step if nothing waits below.
     fn prepare(&mut self, cx: &FilterCtx<'_>) {
         let mem = self.stream.get_mut();
-        mem.direct = mem.sock.is_some() && cx.under_output.is_empty() && mem.tx.is_empty();
+        mem.direct = mem.sock.is_some() && cx.under_output.is_empty() && mem.tx_is_empty();
+        mem.direct_rx = mem.sock.is_some() && cx.under_input.is_empty();
+    }
+
+    /// Reports the socket error a direct receive met, if any.
+    fn check_rx_error(&mut self, cx: &mut FilterCtx<'_>) {
+        if let Some(e) = self.stream.get_mut().rx_error.take() {
+            if self.phase != Phase::Failed {
+                self.phase = Phase::Failed;
+                self.error = Some(Box::new(TlsError::Transport));
+                cx.report(BevFlags::READING | BevFlags::ERROR, e.raw_os_error());
+            }
+        }
     }
 
     /// Whether the handshake completed.
@@ -214,13 +308,19 @@ impl TlsFilter {
         if self.phase == Phase::Handshaking {
             self.handshake(cx);
         }
+        self.check_rx_error(cx);
         self.flush_tx(cx);
     }
 
     /// Moves what OpenSSL wrote to the underlying output.
     fn flush_tx(&mut self, cx: &mut FilterCtx<'_>) {
-        let tx = &mut self.stream.get_mut().tx;
-        if !tx.is_empty() && cx.under_output.add_buffer(tx).is_err() {
+        let mem = self.stream.get_mut();
+        let moved = match mem.tx.as_mut() {
+            Some(tx) if !tx.is_empty() => cx.under_output.add_buffer(tx).is_ok(),
+            _ => true,
+        };
+        mem.tidy();
+        if !moved {
             self.fail_with(cx, TlsError::Transport, BevFlags::WRITING);
         }
     }
@@ -228,7 +328,7 @@ impl TlsFilter {
     fn fail_with(&mut self, cx: &mut FilterCtx<'_>, e: TlsError, dir: BevFlags) {
         if self.phase != Phase::Failed {
             self.phase = Phase::Failed;
-            self.error = Some(e);
+            self.error = Some(Box::new(e));
             cx.report(dir | BevFlags::ERROR, None);
         }
     }
@@ -252,7 +352,7 @@ impl TlsFilter {
         let mut budget = cx.read_budget();
         while budget > 0 && !self.peer_closed && self.phase == Phase::Open {
             let pending = self.stream.ssl().pending();
-            if pending == 0 && self.stream.get_ref().rx.is_empty() {
+            if pending == 0 && self.stream.get_ref().rx_is_empty() {
                 // Nothing to decrypt: no need to ask (nor to make room).
                 self.starved = true;
                 break;
@@ -370,15 +470,16 @@ impl Filter for TlsFilter {
     fn on_input(&mut self, cx: &mut FilterCtx<'_>) -> FilterResult {
         self.prepare(cx);
         if !cx.under_input.is_empty() {
-            let rx = &mut self.stream.get_mut().rx;
             if self.phase == Phase::Failed {
                 let _ = cx.under_input.clear();
                 return FilterResult::Ok;
             }
-            if rx.add_buffer(cx.under_input).is_err() {
+            let mem = self.stream.get_mut();
+            if mem.receive(cx.under_input).is_err() {
                 self.fail_with(cx, TlsError::Transport, BevFlags::READING);
                 return FilterResult::Ok;
             }
+            mem.direct_rx = mem.sock.is_some();
             self.starved = false;
         }
         if self.phase == Phase::Handshaking {
@@ -392,6 +493,7 @@ impl Filter for TlsFilter {
                 self.shutdown(cx);
             }
         }
+        self.check_rx_error(cx);
         self.flush_tx(cx);
         FilterResult::Ok
     }
@@ -423,6 +525,7 @@ impl Filter for TlsFilter {
             // Decrypt what is left before deciding.
             if self.phase == Phase::Open {
                 self.read_app(cx);
+                self.check_rx_error(cx);
             }
             return match self.phase {
                 Phase::Failed => None,
@@ -443,7 +546,7 @@ impl Filter for TlsFilter {
         }
         if what.contains(BevFlags::ERROR) && self.phase != Phase::Failed {
             self.phase = Phase::Failed;
-            self.error = Some(TlsError::Transport);
+            self.error = Some(Box::new(TlsError::Transport));
         }
         Some(ev)
     }
@@ -460,14 +563,53 @@ impl Filter for TlsFilter {
         if self.phase == Phase::Open && !self.closed {
             self.closed = true;
             let mem = self.stream.get_mut();
-            mem.direct = mem.sock.is_some() && under_output.is_empty() && mem.tx.is_empty();
+            mem.direct = mem.sock.is_some() && under_output.is_empty() && mem.tx_is_empty();
             let _ = self.stream.shutdown();
-            let tx = &mut self.stream.get_mut().tx;
-            let _ = under_output.add_buffer(tx);
+            if let Some(tx) = self.stream.get_mut().tx.as_mut() {
+                let _ = under_output.add_buffer(tx);
+            }
         }
     }
 
     fn as_any(&mut self) -> &mut dyn Any {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_buffers_exist_only_while_they_hold_data() {
+        let mut mem = Mem::default();
+        assert!(mem.rx.is_none() && mem.tx.is_none());
+        // Without a socket, writes queue in `tx` and reads wait for `rx`.
+        assert_eq!(mem.write(b"record").unwrap(), 6);
+        let mut buf = [0u8; 16];
+        assert_eq!(
+            mem.read(&mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        let mut from = Buffer::new();
+        from.add(b"cipher").unwrap();
+        mem.receive(&mut from).unwrap();
+        assert!(from.is_empty());
+        mem.tidy();
+        assert!(mem.rx.is_some() && mem.tx.is_some(), "both hold data");
+        assert_eq!(mem.read(&mut buf).unwrap(), 6);
+        assert_eq!(&buf[..6], b"cipher");
+        let mut under = Buffer::new();
+        under.add_buffer(mem.tx.as_mut().unwrap()).unwrap();
+        assert_eq!(under.len(), 6);
+        mem.tidy();
+        assert!(mem.rx.is_none() && mem.tx.is_none(), "both given back");
+        // No socket: a long read is not tried on one.
+        mem.direct_rx = true;
+        assert_eq!(
+            mem.read(&mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        assert!(mem.rx_error.is_none());
     }
 }

@@ -436,12 +436,20 @@ impl Response {
     }
 }
 
-fn parse_record(msg: &[u8], pos: usize, qname: Option<&str>) -> Result<(Record, usize), WireError> {
-    let mut name = String::new();
+/// Reads the record at `pos` into `rec`, reusing the allocation of its
+/// owner name; returns the position after it.
+fn parse_record_into(
+    msg: &[u8],
+    pos: usize,
+    qname: Option<&str>,
+    rec: &mut Record,
+) -> Result<usize, WireError> {
+    let mut name = std::mem::take(&mut rec.name);
+    name.clear();
     let p = match qname {
         // A pointer to the question's name (offset 12): the name asked.
         Some(q) if msg.get(pos..pos + 2) == Some(&[0xC0, HEADER_LEN as u8]) => {
-            name = q.to_owned();
+            name.push_str(q);
             pos + 2
         }
         _ => decode_name(msg, pos, &mut name)?,
@@ -476,16 +484,25 @@ fn parse_record(msg: &[u8], pos: usize, qname: Option<&str>) -> Result<(Record, 
     };
     // The TTL's top bit set means zero (RFC 2181 8).
     let ttl = if ttl > i32::MAX as u32 { 0 } else { ttl };
-    Ok((
-        Record {
-            name,
-            rtype,
-            class,
-            ttl,
-            data,
-        },
-        rend,
-    ))
+    *rec = Record {
+        name,
+        rtype,
+        class,
+        ttl,
+        data,
+    };
+    Ok(rend)
+}
+
+/// A record to parse into (no allocation).
+fn empty_record() -> Record {
+    Record {
+        name: String::new(),
+        rtype: RecordType(0),
+        class: 0,
+        ttl: 0,
+        data: RData::Other(Vec::new()),
+    }
 }
 
 /// Parses a response (the resolver side; the fuzz target
@@ -507,6 +524,26 @@ pub(crate) fn parse_response_for(
     msg: &[u8],
     known: Option<(&str, usize)>,
 ) -> Result<Response, WireError> {
+    let mut out = Response {
+        id: 0,
+        flags: 0,
+        rcode: 0,
+        qdcount: 0,
+        answers: Vec::new(),
+    };
+    parse_response_into(msg, known, &mut out)?;
+    Ok(out)
+}
+
+/// [`parse_response_for`] into `out`, reusing the allocations of its
+/// answer list and of the owner names of the records already in it (the
+/// resolver keeps them from one answer to the next). On an error `out`
+/// holds a partial answer.
+pub(crate) fn parse_response_into(
+    msg: &[u8],
+    known: Option<(&str, usize)>,
+    out: &mut Response,
+) -> Result<(), WireError> {
     let qname = known.map(|(n, _)| n);
     if msg.len() < HEADER_LEN {
         return Err(WireError::Truncated);
@@ -535,12 +572,16 @@ pub(crate) fn parse_response_for(
     }
     // Each record takes at least 11 bytes: the capacity is bounded by the
     // message, not by the count the peer claims.
-    let mut answers = Vec::with_capacity(usize::from(an).min(msg.len() / 11));
-    for _ in 0..an {
-        let (rec, next) = parse_record(msg, pos, qname)?;
-        answers.push(rec);
-        pos = next;
+    let an = usize::from(an);
+    let answers = &mut out.answers;
+    answers.reserve(an.min(msg.len() / 11).saturating_sub(answers.len()));
+    for i in 0..an {
+        if i == answers.len() {
+            answers.push(empty_record());
+        }
+        pos = parse_record_into(msg, pos, qname, &mut answers[i])?;
     }
+    answers.truncate(an);
     for _ in 0..u32::from(ns) + u32::from(ar) {
         let p = skip_name(msg, pos)?;
         let rdlen = usize::from(be16(msg, p + 8)?);
@@ -549,13 +590,11 @@ pub(crate) fn parse_response_for(
             return Err(WireError::Truncated);
         }
     }
-    Ok(Response {
-        id,
-        flags: fl & !0x780F,
-        rcode: (fl & 0x000F) as u8,
-        qdcount: qd,
-        answers,
-    })
+    out.id = id;
+    out.flags = fl & !0x780F;
+    out.rcode = (fl & 0x000F) as u8;
+    out.qdcount = qd;
+    Ok(())
 }
 
 /// Whether the question section of `response` is byte-for-byte the

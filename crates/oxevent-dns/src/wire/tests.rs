@@ -514,3 +514,36 @@ fn finding_dots_and_escapes_agrees_with_a_plain_search() {
         }
     }
 }
+
+/// Parsing into a response that holds records already (the resolver's
+/// reused list, longer or shorter than the new answer) gives exactly what a
+/// fresh parse gives.
+#[test]
+fn parse_into_a_reused_response_equals_a_fresh_parse() {
+    let big = hickory_response();
+    let fresh = parse_response(&big).unwrap();
+    // One record: fewer than the list holds.
+    let mut m = Message::new();
+    m.set_id(7)
+        .set_message_type(MessageType::Response)
+        .set_response_code(ResponseCode::NoError);
+    m.add_query(Query::query(hname("a.test."), HType::A));
+    m.add_answer(HRecord::from_rdata(
+        hname("a.test."),
+        5,
+        HRData::A(A(Ipv4Addr::new(10, 0, 0, 1))),
+    ));
+    let small = m.to_vec().unwrap();
+    let mut reused = parse_response(&big).unwrap();
+    parse_response_into(&small, None, &mut reused).unwrap();
+    assert_eq!(reused, parse_response(&small).unwrap());
+    // Then more records than it holds.
+    parse_response_into(&big, None, &mut reused).unwrap();
+    assert_eq!(reused, fresh);
+    // A malformed message is an error, as for a fresh parse.
+    let cut = &big[..big.len() - 3];
+    assert_eq!(
+        parse_response_into(cut, None, &mut reused),
+        parse_response(cut).map(|_| ())
+    );
+}

@@ -69,6 +69,11 @@ fn answer(base: &mut EventBase, mut req: ServerRequest, seen: &Rc<RefCell<Vec<So
             req.discard(base);
             return;
         }
+        ("silent.example.test", _) => {
+            // Neither answered nor discarded: just dropped.
+            drop(req);
+            return;
+        }
         _ => {
             req.set_flags(ServerFlags::AA);
             req.respond(base, Rcode::NXDOMAIN).unwrap();
@@ -289,4 +294,60 @@ fn tcp_client_limit_idle_timeout_and_malformed() {
     port.close(&mut base);
     port.close(&mut base);
     assert_eq!(port.tcp_clients(&mut base), 0);
+}
+
+/// A TCP request dropped without `respond` or `discard` stops counting
+/// against its connection's limit of requests in flight (64): after 100
+/// of them on one connection, it is still open and answers.
+#[test]
+fn dropped_tcp_requests_release_their_connection() {
+    let _w = Watchdog::new("tcp_dropped", Duration::from_secs(30));
+    let mut base = EventBase::new().unwrap();
+    let (port, addr, _seen) = start(&mut base);
+    let mut c = TcpStream::connect(addr).unwrap();
+    let mut out = Vec::new();
+    let mut q = Vec::new();
+    for id in 0..100u16 {
+        oxevent_dns::wire::encode_query(
+            id,
+            "silent.example.test",
+            RecordType::A,
+            true,
+            None,
+            &mut q,
+        )
+        .unwrap();
+        out.extend_from_slice(&(q.len() as u16).to_be_bytes());
+        out.extend_from_slice(&q);
+    }
+    oxevent_dns::wire::encode_query(
+        0xBEEF,
+        "www.example.test",
+        RecordType::A,
+        true,
+        None,
+        &mut q,
+    )
+    .unwrap();
+    out.extend_from_slice(&(q.len() as u16).to_be_bytes());
+    out.extend_from_slice(&q);
+    c.write_all(&out).unwrap();
+    c.set_nonblocking(true).unwrap();
+    let mut resp = Vec::new();
+    let mut closed = false;
+    run_until(&mut base, Duration::from_secs(10), || {
+        let mut buf = [0u8; 512];
+        match c.read(&mut buf) {
+            Ok(0) => closed = true,
+            Ok(n) => resp.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        closed || resp.len() >= 2 + 12
+    });
+    assert!(!closed, "the connection was closed");
+    assert!(resp.len() >= 14, "no answer");
+    assert_eq!(&resp[2..4], &[0xBE, 0xEF], "the answer to the last query");
+    assert_eq!(resp[5] & 0xF, 0, "NOERROR");
+    assert_eq!(port.tcp_clients(&mut base), 1);
+    port.close(&mut base);
 }

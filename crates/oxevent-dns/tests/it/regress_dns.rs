@@ -211,6 +211,38 @@ fn resolv_conf_configures_the_resolver() {
     );
 }
 
+/// `Init::System` reads the machine's own /etc/resolv.conf: the same
+/// nameservers (127.0.0.1:53 when it names none or is missing) and options
+/// as parsing the file directly gives.
+#[test]
+fn init_system_reads_the_system_resolv_conf() {
+    let path = std::path::Path::new("/etc/resolv.conf");
+    let conf = oxevent_dns::ResolvConf::load(path).unwrap_or_default();
+    let mut want: Vec<std::net::SocketAddr> = Vec::new();
+    for a in &conf.nameservers {
+        if !want.contains(a) {
+            want.push(*a);
+        }
+    }
+    if want.is_empty() {
+        want.push(std::net::SocketAddr::from(([127, 0, 0, 1], 53)));
+    }
+    let mut opts = oxevent_dns::Options::default();
+    for (k, v) in &conf.options {
+        let _ = opts.set(k, v);
+    }
+    let mut base = EventBase::new().unwrap();
+    let dns = DnsBase::new(&mut base, Init::System).unwrap();
+    let got: Vec<_> = dns
+        .nameservers(&mut base)
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(dns.options(&mut base).unwrap(), opts);
+    dns.free(&mut base, false);
+}
+
 #[test]
 fn many_in_flight_with_a_small_window() {
     let _w = Watchdog::new("inflight", Duration::from_secs(30));
@@ -228,6 +260,137 @@ fn many_in_flight_with_a_small_window() {
         .len()
         == 60));
     assert!(l.borrow().iter().all(Result::is_ok));
+}
+
+/// Lookups started from the callbacks of answers (the sends batched while
+/// a batch of answers is handled), with the pool rotating fast: every one
+/// gets the right answer, and a lookup started and cancelled inside a
+/// callback (before its batched send) reports `Cancelled` and never an
+/// answer.
+#[test]
+fn lookups_started_from_answer_callbacks() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let _w = Watchdog::new("chained", Duration::from_secs(30));
+    let (mut base, dns, _d) = setup();
+    dns.set_option(&mut base, "max-inflight:", "40").unwrap();
+    dns.set_option(&mut base, "socket-rotate:", "7").unwrap();
+    const TOTAL: usize = 400;
+    let l: Log<(usize, Outcome)> = log();
+    let cancelled: Log<Outcome> = log();
+    let started = Rc::new(Cell::new(0usize));
+    fn start(
+        base: &mut EventBase,
+        dns: DnsBase,
+        started: &Rc<Cell<usize>>,
+        l: &Log<(usize, Outcome)>,
+        cancelled: &Log<Outcome>,
+    ) {
+        let i = started.get();
+        if i >= TOTAL {
+            return;
+        }
+        started.set(i + 1);
+        let name = if i % 2 == 0 { "a.test" } else { "b.test" };
+        let (started2, l2, c2) = (started.clone(), l.clone(), cancelled.clone());
+        dns.resolve_ipv4(base, name, QueryFlags::NONE, move |base, r| {
+            l2.borrow_mut().push((i, r.map_err(|e| e.to_string())));
+            if i % 50 == 0 {
+                // Started and cancelled before the batch's send.
+                let c3 = c2.clone();
+                let req = dns
+                    .resolve_ipv4(base, "a.test", QueryFlags::NONE, move |_, r| {
+                        c3.borrow_mut().push(r.map_err(|e| e.to_string()));
+                    })
+                    .unwrap();
+                req.cancel(base);
+            }
+            start(base, dns, &started2, &l2, &c2);
+        })
+        .unwrap();
+    }
+    for _ in 0..40 {
+        start(&mut base, dns, &started, &l, &cancelled);
+    }
+    assert!(run_until(&mut base, Duration::from_secs(20), || l
+        .borrow()
+        .len()
+        == TOTAL));
+    for (i, r) in l.borrow().iter() {
+        let want = if i % 2 == 0 {
+            [10, 1, 0, 1]
+        } else {
+            [10, 1, 0, 2]
+        };
+        assert_eq!(
+            r.as_ref().map(Answer::addrs),
+            Ok(vec![IpAddr::from(want)]),
+            "lookup {i}"
+        );
+    }
+    let c = cancelled.borrow();
+    assert_eq!(c.len(), TOTAL / 50);
+    assert!(c.iter().all(|r| r == &Err(Error::Cancelled.to_string())));
+}
+
+/// `resolve_ref` lends the answer; one after another (so the resolver
+/// reuses the allocations of the last answer for the next) they match what
+/// `resolve` gives: one record, two, a CNAME chain, one record again, an
+/// NXDOMAIN; the name asked comes back in the case asked.
+#[test]
+fn resolve_ref_lends_answers_equal_to_owned_ones() {
+    let _w = Watchdog::new("resolve_ref", Duration::from_secs(30));
+    let (mut base, dns, _d) = setup();
+    let names = [
+        "a.test",
+        "multi.test",
+        "alias2.test",
+        "B.Test",
+        "a.test",
+        "missing.test",
+        "alias.test",
+    ];
+    // All the lent ones first, so each reuses the last one's allocations.
+    let mut lent = Vec::new();
+    for name in names {
+        let l: Log<Outcome> = log();
+        let l2 = l.clone();
+        dns.resolve_ref(
+            &mut base,
+            name,
+            RecordType::A,
+            QueryFlags::NONE,
+            move |_, r| l2.borrow_mut().push(r.cloned().map_err(|e| e.to_string())),
+        )
+        .unwrap();
+        lent.push(wait1(&mut base, &l));
+    }
+    for (name, got) in names.into_iter().zip(lent) {
+        let owned = log();
+        dns.resolve(
+            &mut base,
+            name,
+            RecordType::A,
+            QueryFlags::NONE,
+            push(&owned),
+        )
+        .unwrap();
+        let want = wait1(&mut base, &owned);
+        match (&got, &want) {
+            (Ok(g), Ok(w)) => {
+                assert_eq!(g.name, name, "{name}");
+                assert_eq!(g.cnames(), w.cnames(), "{name}");
+                let (mut ga, mut wa) = (g.addrs(), w.addrs());
+                ga.sort();
+                wa.sort();
+                assert_eq!(ga, wa, "{name}");
+                assert!(!ga.is_empty(), "{name}");
+                assert_eq!(g.records.len(), w.records.len(), "{name}");
+            }
+            (Err(g), Err(w)) => assert_eq!(g, w, "{name}"),
+            _ => panic!("{name}: lent {got:?}, owned {want:?}"),
+        }
+    }
 }
 
 #[test]

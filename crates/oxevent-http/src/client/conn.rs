@@ -20,7 +20,9 @@ use oxevent_bufferevent::{BevEvent, BevFlags, BevOptions, Buffer, BufferEvent, F
 use oxevent_core::{Event, EventBase, What};
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use super::request::{ChunkFn, ClientError, CompleteFn, Flow, HeadFn, Response, TimeoutKind};
+use super::request::{
+    BodyChunk, BodySource, ChunkFn, ClientError, CompleteFn, Flow, HeadFn, Response, TimeoutKind,
+};
 use super::{BevFactory, Connection, RequestHandle};
 use crate::proto::{
     BodyDecoder, EncodeError, Headers, Limits, Method, ResponseHead, ResponseParser, Status,
@@ -84,6 +86,26 @@ enum Phase {
     Connected,
 }
 
+/// A request body being streamed from its source.
+struct Upload {
+    /// `None` while the source runs (or once it is done).
+    source: Option<BodySource>,
+    /// The announced `Content-Length`, or `None` for chunked.
+    len: Option<u64>,
+    sent: u64,
+    /// The source said [`BodyChunk::Wait`].
+    waiting: bool,
+    /// [`RequestHandle::resume_body`] came before the source's `Wait`.
+    woken: bool,
+    done: bool,
+}
+
+/// Below this much waiting output, a streamed body's source is asked for more.
+const UPLOAD_LOW: usize = 64 * 1024;
+
+/// The most pieces taken from a source in one go; then the rest waits for the loop.
+const UPLOAD_STEPS: usize = 64;
+
 pub(crate) struct Req {
     pub(crate) id: u64,
     method: Method,
@@ -99,6 +121,8 @@ pub(crate) struct Req {
     got_bytes: bool,
     /// It was already re-sent once because a reused connection turned out closed.
     stale_retried: bool,
+    /// A streamed body.
+    upload: Option<Box<Upload>>,
 }
 
 enum Reader {
@@ -294,7 +318,11 @@ pub(crate) fn make_request(
         req.headers
             .append("Host", host_header(&st.target, st.default_port()));
     }
-    let chunked = framing(&mut req)?;
+    let stream = req.body_stream.take();
+    let chunked = match &stream {
+        None => framing(&mut req)?,
+        Some((len, _)) => stream_framing(&mut req, *len)?,
+    };
     let mut wire = Vec::with_capacity(256 + req.body.len());
     encode_request_head(
         &req.method,
@@ -304,7 +332,9 @@ pub(crate) fn make_request(
         &mut wire,
     )
     .map_err(ClientError::InvalidRequest)?;
-    if chunked {
+    if stream.is_some() {
+        // The body follows from its source once the head is out.
+    } else if chunked {
         encode_chunk(&req.body, &mut wire);
         encode_last_chunk(&Headers::new(), &mut wire).map_err(ClientError::InvalidRequest)?;
     } else {
@@ -312,7 +342,18 @@ pub(crate) fn make_request(
     }
     let id = st.next_id;
     st.next_id += 1;
-    let idempotent = req.method.is_idempotent();
+    // A streamed body cannot be replayed: never retried, never pipelined.
+    let idempotent = req.method.is_idempotent() && stream.is_none();
+    let upload = stream.map(|(len, source)| {
+        Box::new(Upload {
+            source: Some(source),
+            len,
+            sent: 0,
+            waiting: false,
+            woken: false,
+            done: false,
+        })
+    });
     st.queue.push_back(Req {
         id,
         method: req.method,
@@ -326,6 +367,7 @@ pub(crate) fn make_request(
         body: Vec::new(),
         got_bytes: false,
         stale_retried: false,
+        upload,
     });
     kick(base, key);
     Ok(RequestHandle {
@@ -334,20 +376,23 @@ pub(crate) fn make_request(
     })
 }
 
+/// Whether the last transfer coding in `headers` is `chunked`.
+fn te_ends_chunked(headers: &Headers) -> bool {
+    headers
+        .get_all("transfer-encoding")
+        .last()
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.rsplit(',').next())
+        .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"))
+}
+
 /// Checks or sets the body framing of `req`: a `Transfer-Encoding` ending in `chunked` has the
 /// body sent as one chunk (returns true); a `Content-Length` must match the body; with
 /// neither, `Content-Length` is added for a body, or for `POST`, `PUT` and `PATCH`.
 fn framing(req: &mut super::Request) -> Result<bool, ClientError> {
     let bad = ClientError::InvalidRequest(EncodeError::InvalidHeaderValue);
     if req.headers.contains("transfer-encoding") {
-        let last = req
-            .headers
-            .get_all("transfer-encoding")
-            .last()
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.rsplit(',').next())
-            .map(|c| c.trim().to_ascii_lowercase());
-        if last.as_deref() != Some("chunked") || req.headers.contains("content-length") {
+        if !te_ends_chunked(&req.headers) || req.headers.contains("content-length") {
             return Err(bad);
         }
         return Ok(true);
@@ -368,6 +413,163 @@ fn framing(req: &mut super::Request) -> Result<bool, ClientError> {
             .append("Content-Length", req.body.len().to_string());
     }
     Ok(false)
+}
+
+/// The framing of a streamed body of `len` bytes (`None`: unknown, so chunked); returns
+/// whether it is chunked. Headers set on the request must agree; a whole body must not be
+/// set too.
+fn stream_framing(req: &mut super::Request, len: Option<u64>) -> Result<bool, ClientError> {
+    let bad = ClientError::InvalidRequest(EncodeError::InvalidHeaderValue);
+    if !req.body.is_empty() {
+        return Err(ClientError::InvalidRequest(EncodeError::BodyLengthMismatch));
+    }
+    let te = req.headers.contains("transfer-encoding");
+    let cl = req.headers.contains("content-length");
+    match len {
+        Some(n) => {
+            let n = n.to_string();
+            if te
+                || req
+                    .headers
+                    .get_all("content-length")
+                    .any(|v| v != n.as_bytes())
+            {
+                return Err(bad);
+            }
+            if !cl {
+                req.headers.append("Content-Length", n);
+            }
+            Ok(false)
+        }
+        None => {
+            if cl || te && !te_ends_chunked(&req.headers) {
+                return Err(bad);
+            }
+            if !te {
+                req.headers.append("Transfer-Encoding", "chunked");
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// Sends what a streamed body's source has, while less than [`UPLOAD_LOW`] bytes wait in
+/// the output; called once its head is written, when the output drains, and on resume.
+fn pump(base: &mut EventBase, key: Key) {
+    for _ in 0..UPLOAD_STEPS {
+        let Some(st) = get(base, key) else { return };
+        let Some(bev) = st.bev.filter(|_| st.phase == Phase::Connected) else {
+            return;
+        };
+        // Never pipelined, so a streamed request in flight is the last (and only) one.
+        let Some(req) = st.in_flight.back() else {
+            return;
+        };
+        let id = req.id;
+        if !req
+            .upload
+            .as_ref()
+            .is_some_and(|u| !u.done && !u.waiting && u.source.is_some())
+        {
+            return;
+        }
+        if bev.output(base).map_or(true, |o| o.len() >= UPLOAD_LOW) {
+            // The write callback calls again once the output has drained.
+            return;
+        }
+        let Some(mut source) = upload_of(base, key, id).and_then(|u| u.source.take()) else {
+            return;
+        };
+        let handle = RequestHandle {
+            conn: Connection { key },
+            id,
+        };
+        let chunk = source(base, handle);
+        // The request may be gone (cancelled, or answered) by now.
+        let Some(up) = upload_of(base, key, id) else {
+            return;
+        };
+        let mut wire = Vec::new();
+        let mismatch = ClientError::InvalidRequest(EncodeError::BodyLengthMismatch);
+        let chunked = up.len.is_none();
+        match chunk {
+            BodyChunk::Data(data) => {
+                up.sent = up.sent.saturating_add(data.len() as u64);
+                if up.len.is_some_and(|n| up.sent > n) {
+                    fail_front(base, key, mismatch);
+                    return;
+                }
+                if chunked && !data.is_empty() {
+                    encode_chunk(&data, &mut wire);
+                } else {
+                    wire = data;
+                }
+                up.source = Some(source);
+            }
+            BodyChunk::Wait => {
+                up.source = Some(source);
+                if std::mem::take(&mut up.woken) {
+                    continue;
+                }
+                up.waiting = true;
+                return;
+            }
+            BodyChunk::End => {
+                if up.len.is_some_and(|n| up.sent != n) {
+                    fail_front(base, key, mismatch);
+                    return;
+                }
+                up.done = true;
+                if chunked {
+                    let _ = encode_last_chunk(&Headers::new(), &mut wire);
+                }
+            }
+        }
+        if !wire.is_empty() {
+            if let Err(e) = bev.write(base, &wire) {
+                conn_failed(base, key, ClientError::BufferError(Arc::new(e)));
+                return;
+            }
+        }
+        if upload_of(base, key, id).is_none_or(|u| u.done) {
+            return;
+        }
+    }
+    // The source keeps giving: carry on from the loop.
+    kick(base, key);
+}
+
+/// The upload of in-flight request `id`.
+fn upload_of(base: &mut EventBase, key: Key, id: u64) -> Option<&mut Upload> {
+    get(base, key)?
+        .in_flight
+        .iter_mut()
+        .find(|r| r.id == id)?
+        .upload
+        .as_deref_mut()
+}
+
+pub(crate) fn resume_body(base: &mut EventBase, key: Key, id: u64) -> bool {
+    let Some(st) = get(base, key) else {
+        return false;
+    };
+    let Some(up) = st
+        .in_flight
+        .iter_mut()
+        .chain(st.queue.iter_mut())
+        .find(|r| r.id == id)
+        .and_then(|r| r.upload.as_deref_mut())
+        .filter(|u| !u.done)
+    else {
+        return false;
+    };
+    if up.waiting {
+        up.waiting = false;
+        kick(base, key);
+    } else {
+        up.woken = true;
+    }
+    true
 }
 
 /// Runs `notes` from the loop on a zero timer: used where the caller is an API call, which
@@ -497,6 +699,7 @@ fn on_kick(base: &mut EventBase, key: Key) {
         Phase::Connecting => {}
         Phase::Connected => {
             send_ready(base, key);
+            pump(base, key);
             process(base, key);
         }
     }
@@ -599,6 +802,7 @@ fn hook(
     write_timeout: Duration,
 ) -> io::Result<()> {
     bev.on_read(base, move |base, _| on_readable(base, key))?;
+    bev.on_write(base, move |base, _| pump(base, key))?;
     bev.on_event(base, move |base, bev, ev| on_bev_event(base, key, bev, ev))?;
     bev.set_timeouts(base, None, Some(write_timeout))
 }
@@ -825,6 +1029,7 @@ fn send_ready(base: &mut EventBase, key: Key) {
         return;
     }
     update_timeouts(base, key);
+    pump(base, key);
 }
 
 /// The read timeout runs only while a response is awaited and reading is not paused.
@@ -1161,8 +1366,10 @@ fn complete_front(base: &mut EventBase, key: Key) {
     st.failures = 0;
     let Some(head) = req.head.take() else { return };
     let tunnel = req.method == Method::Connect && (200..300).contains(&head.status);
-    // After a 101 the connection speaks another protocol: it is not reused.
-    let keep = (head.keep_alive || tunnel) && head.status != 101;
+    // After a 101 the connection speaks another protocol: it is not reused. Nor is one
+    // whose streamed request body was cut short by an early response.
+    let upload_done = req.upload.as_ref().is_none_or(|u| u.done);
+    let keep = (head.keep_alive || tunnel) && head.status != 101 && upload_done;
     let mut notes = Vec::new();
     if !keep {
         notes = close_socket(base, key);
@@ -1292,6 +1499,15 @@ fn close_socket(base: &mut EventBase, key: Key) -> Vec<Notify> {
         }
     }
     st.tunnel = false;
+    // A streamed body that has started cannot be sent again.
+    let (uploads, rest): (VecDeque<Req>, VecDeque<Req>) =
+        st.in_flight.drain(..).partition(|r| r.upload.is_some());
+    st.in_flight = rest;
+    for r in uploads {
+        if let Some(cb) = r.on_complete {
+            notes.push(Notify::Complete(cb, Err(ClientError::Eof)));
+        }
+    }
     while let Some(mut r) = st.in_flight.pop_back() {
         r.got_bytes = false;
         r.head = None;

@@ -102,7 +102,10 @@ use oxevent_core::EventBase;
 
 use crate::uri::Uri;
 
-pub use request::{ChunkFn, ClientError, CompleteFn, Flow, HeadFn, Request, Response, TimeoutKind};
+pub use request::{
+    BodyChunk, BodySource, ChunkFn, ClientError, CompleteFn, Flow, HeadFn, Request, Response,
+    TimeoutKind,
+};
 
 #[cfg(feature = "openssl")]
 pub use tls::{TlsConfig, TlsFailure};
@@ -160,6 +163,15 @@ impl RequestHandle {
     /// was paused.
     pub fn resume(self, base: &mut EventBase) -> bool {
         conn::resume(base, self.conn.key, self.id)
+    }
+
+    /// Asks a streamed request body's source for more after it returned
+    /// [`BodyChunk::Wait`] (see [`Request::body_stream`]); the source runs from the loop.
+    /// Calling it before the source has returned `Wait` (from inside the source, say)
+    /// makes its next `Wait` ask again at once. Returns whether the request is still
+    /// sending its body.
+    pub fn resume_body(self, base: &mut EventBase) -> bool {
+        conn::resume_body(base, self.conn.key, self.id)
     }
 }
 

@@ -134,6 +134,22 @@ impl ClientError {
     }
 }
 
+/// What a streamed request body's source gives each time it is asked for more (see
+/// [`Request::body_stream`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyChunk {
+    /// The next piece of the body (an empty one is skipped).
+    Data(Vec<u8>),
+    /// Nothing yet: the source is asked again after
+    /// [`RequestHandle::resume_body`](super::RequestHandle::resume_body).
+    Wait,
+    /// The body is complete.
+    End,
+}
+
+/// A streamed request body's source (see [`Request::body_stream`]).
+pub type BodySource = Box<dyn FnMut(&mut EventBase, RequestHandle) -> BodyChunk>;
+
 /// A client request (`struct evhttp_request` on the sending side): method, target, headers,
 /// body, and the callbacks that get the response.
 ///
@@ -162,6 +178,8 @@ pub struct Request {
     pub(crate) target: String,
     pub(crate) headers: Headers,
     pub(crate) body: Vec<u8>,
+    /// A streamed body: its announced length (`None`: chunked) and its source.
+    pub(crate) body_stream: Option<(Option<u64>, BodySource)>,
     pub(crate) on_complete: CompleteFn,
     pub(crate) on_head: Option<HeadFn>,
     pub(crate) on_chunk: Option<ChunkFn>,
@@ -174,6 +192,10 @@ impl fmt::Debug for Request {
             .field("target", &self.target)
             .field("headers", &self.headers)
             .field("body_len", &self.body.len())
+            .field(
+                "body_stream",
+                &self.body_stream.as_ref().map(|(len, _)| len),
+            )
             .field("streaming", &self.on_chunk.is_some())
             .finish_non_exhaustive()
     }
@@ -196,6 +218,7 @@ impl Request {
             target: target.into(),
             headers: Headers::new(),
             body: Vec::new(),
+            body_stream: None,
             on_complete: Box::new(on_complete),
             on_head: None,
             on_chunk: None,
@@ -246,6 +269,37 @@ impl Request {
     #[must_use]
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = body.into();
+        self
+    }
+
+    /// Streams the body instead of setting it whole: once the head has been written, the
+    /// connection asks `source` for the next piece whenever less than 64 KiB waits in its
+    /// output buffer, so a large or slow body is sent at the pace the server reads it
+    /// (backpressure) without being held in memory. With `len` the body goes out with
+    /// `Content-Length: len` and must be exactly that long; with `None` it goes out with
+    /// `Transfer-Encoding: chunked`, one chunk per [`BodyChunk::Data`].
+    ///
+    /// A source that has nothing yet returns [`BodyChunk::Wait`] and is asked again after
+    /// [`RequestHandle::resume_body`]. A body that turns out longer or shorter than `len`
+    /// fails the request with
+    /// [`EncodeError::BodyLengthMismatch`](crate::proto::EncodeError::BodyLengthMismatch)
+    /// and closes the connection.
+    ///
+    /// A streamed request is never retried or pipelined (its body cannot be replayed): if
+    /// the connection fails while it is in flight, it fails. If the response arrives before
+    /// the body is complete (say, a 413), the source is dropped and the connection is
+    /// closed after the response. [`make_request`](super::Connection::make_request) refuses
+    /// a request that also has a [`body`](Self::body), or whose own framing headers
+    /// contradict `len`.
+    ///
+    /// [`RequestHandle::resume_body`]: super::RequestHandle::resume_body
+    #[must_use]
+    pub fn body_stream(
+        mut self,
+        len: Option<u64>,
+        source: impl FnMut(&mut EventBase, RequestHandle) -> BodyChunk + 'static,
+    ) -> Self {
+        self.body_stream = Some((len, Box::new(source)));
         self
     }
 

@@ -217,6 +217,8 @@ pub enum EncodeError {
     InvalidStatus,
     /// A reason phrase with CR, LF, NUL or another control character other than HTAB.
     InvalidReason,
+    /// A streamed body whose length differs from the `Content-Length` announced for it.
+    BodyLengthMismatch,
 }
 
 impl fmt::Display for EncodeError {
@@ -227,6 +229,7 @@ impl fmt::Display for EncodeError {
             Self::InvalidTarget => "invalid request target",
             Self::InvalidStatus => "invalid status code",
             Self::InvalidReason => "invalid reason phrase",
+            Self::BodyLengthMismatch => "body length differs from its Content-Length",
         })
     }
 }

@@ -45,6 +45,7 @@ pub(crate) const LINGER_QUIET: Duration = Duration::from_millis(250);
 
 pub(crate) type BodySink = Box<dyn FnMut(&mut EventBase, Responder, BodyEvent<'_>)>;
 type DrainCb = Box<dyn FnOnce(&mut EventBase, Responder)>;
+pub(crate) type CompleteCb = Box<dyn FnOnce(&mut EventBase)>;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum State {
@@ -97,6 +98,11 @@ pub(crate) struct Conn {
     reply: Reply,
     body: Option<Box<BodyIn>>,
     drain_cb: Option<DrainCb>,
+    /// The current request's completion callback.
+    on_complete: Option<CompleteCb>,
+    /// Completion callbacks of replies that are complete but not yet all written: they run
+    /// once the output buffer has drained.
+    completions: Vec<CompleteCb>,
     version: Version,
     lingered: usize,
     linger_until: Option<std::time::Instant>,
@@ -104,8 +110,16 @@ pub(crate) struct Conn {
     head_req: bool,
     in_read: bool,
     read_timer: bool,
+    /// `Some(t)` while the timer is pending as the idle timer: the connection has been idle
+    /// since `t`. A reply on a keep-alive connection only moves `t` forward; the timer,
+    /// when it fires, re-arms for what is left (one timer update per idle period, not one
+    /// per request).
+    idle_since: Option<std::time::Instant>,
     read_paused: bool,
     peer_eof: bool,
+    /// The bufferevent is the server's own socket bufferevent (no factory, so no TLS): its
+    /// fd's write side may be shut down for a lingering close.
+    plain: bool,
 }
 
 fn conn(base: &mut EventBase, key: Key) -> Option<&mut Conn> {
@@ -153,6 +167,7 @@ pub(crate) fn accept(
         // Fails harmlessly on a Unix-domain socket.
         let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(true);
     }
+    let plain = factory.is_none();
     let bev = match factory {
         Some(f) => match f.try_borrow_mut() {
             Ok(mut f) => f(base, fd),
@@ -176,6 +191,8 @@ pub(crate) fn accept(
         reply: Reply::None,
         body: None,
         drain_cb: None,
+        on_complete: None,
+        completions: Vec::new(),
         version: Version::Http11,
         lingered: 0,
         linger_until: None,
@@ -183,8 +200,10 @@ pub(crate) fn accept(
         head_req: false,
         in_read: false,
         read_timer: false,
+        idle_since: None,
         read_paused: false,
         peer_eof: false,
+        plain,
     });
     if let Some(s) = servers(base).servers.get_mut(skey) {
         s.conns += 1;
@@ -222,13 +241,25 @@ pub(crate) fn accept(
             Close::Linger,
         );
     } else {
-        arm(base, ckey, idle);
+        arm_idle(base, ckey, idle);
     }
 }
 
-/// Arms the connection's timer for `t` (or disarms it).
+/// Arms the connection's timer for `t` (or disarms it), for anything but idleness.
 fn arm(base: &mut EventBase, ckey: Key, t: Option<Duration>) {
-    let timer = conn(base, ckey).and_then(|c| c.timer);
+    let Some(c) = conn(base, ckey) else { return };
+    c.idle_since = None;
+    let timer = c.timer;
+    arm_timer(base, timer, t);
+}
+
+/// Arms the connection's timer as the idle timer, for `t` from now (or disarms it).
+fn arm_idle(base: &mut EventBase, ckey: Key, t: Option<Duration>) {
+    let now = base.now();
+    let Some(c) = conn(base, ckey) else { return };
+    let on = t.is_some_and(|d| !d.is_zero());
+    c.idle_since = on.then_some(now);
+    let timer = c.timer;
     arm_timer(base, timer, t);
 }
 
@@ -322,6 +353,9 @@ fn on_read(base: &mut EventBase, ckey: Key) {
             return;
         };
         let progressed = match c.state {
+            // The last head took all the input: nothing to parse (input only arrives from
+            // the loop, never while this callback runs).
+            State::Head if input_empty => false,
             State::Head => {
                 if budget == 0 {
                     // More pipelined requests: the rest waits for the next iteration.
@@ -407,7 +441,7 @@ fn discard(base: &mut EventBase, ckey: Key) {
 
 /// Parses a head from the input with the connection's `parser` (taken out of it, and put
 /// back here) and the `spare` head (put back unless used); returns whether one was taken.
-/// Sets `input_empty` when the input had nothing to parse.
+/// Sets `input_empty` when the input had nothing to parse, or a complete head took all of it.
 fn read_head(
     base: &mut EventBase,
     ckey: Key,
@@ -427,6 +461,7 @@ fn read_head(
             };
             if let Some(Ok(Status::Complete(_, used))) = &parsed {
                 let _ = input.drain(*used);
+                *input_empty = input.is_empty();
             }
             parsed
         }
@@ -436,6 +471,11 @@ fn read_head(
         }
         Err(_) => None,
     };
+    if let Some(Ok(Status::Complete(head, _))) = result {
+        // The head took the spare; `on_head` puts the parser back with its own lookup.
+        on_head(base, ckey, head, parser);
+        return true;
+    }
     let s = servers(base);
     if spare.is_some() {
         s.spare_head = spare;
@@ -443,17 +483,10 @@ fn read_head(
     if let Some(c) = s.conns.get_mut(ckey) {
         c.parser = Some(parser);
     }
-    match result {
-        None | Some(Ok(Status::Partial)) => false,
-        Some(Err(e)) => {
-            start_error(base, ckey, &ServerError::Parse(e), Close::Linger, None);
-            false
-        }
-        Some(Ok(Status::Complete(head, _))) => {
-            on_head(base, ckey, head);
-            true
-        }
+    if let Some(Err(e)) = result {
+        start_error(base, ckey, &ServerError::Parse(e), Close::Linger, None);
     }
+    false
 }
 
 /// Marks the start of a request's handling: a new sequence number, its reply settings.
@@ -475,10 +508,34 @@ impl Conn {
     }
 }
 
-fn on_head(base: &mut EventBase, ckey: Key, head: RequestHead) {
+/// A complete head arrived; `parser` goes back to the connection.
+fn on_head(base: &mut EventBase, ckey: Key, head: RequestHead, parser: RequestParser) {
     let s = servers(base);
-    let Some(skey) = s.conns.get(ckey).map(|c| c.server) else {
+    let Some((skey, peer)) = s.conns.get_mut(ckey).map(|c| {
+        c.parser = Some(parser);
+        (c.server, c.peer)
+    }) else {
         return;
+    };
+    let s = match s.servers.get(skey).and_then(|d| d.newreqcb.clone()) {
+        None => s,
+        Some(cb) => {
+            // A callback that runs the loop and gets here again lets the request through.
+            let go = match cb.try_borrow_mut() {
+                Ok(mut f) => f(base, peer, &head),
+                Err(_) => true,
+            };
+            if !go {
+                // Refused: the connection closes without a reply, as in libevent.
+                free_conn(base, ckey);
+                return;
+            }
+            let s = servers(base);
+            if s.conns.get(ckey).is_none() {
+                return;
+            }
+            s
+        }
     };
     let target = route::resolve(s, skey, &head);
     let (draining, limits) = s
@@ -515,29 +572,32 @@ fn on_head(base: &mut EventBase, ckey: Key, head: RequestHead) {
             return;
         }
     };
+    let peer = c.peer;
     if !has_body {
-        dispatch(base, ckey, head, Buffer::new(), &route);
+        dispatch(base, r, peer, head, Buffer::new(), &route);
         return;
     }
     let bev = c.bev;
     let expect = head.expect_continue;
     let streaming = route.streaming;
     let decoder = BodyDecoder::new(head.body, &limits);
+    // `Content-Length: 0`: the body is complete already (no input will come to say so).
+    let done = head.body == BodyKind::Length(0);
     let bi = BodyIn {
         decoder,
         buf: Buffer::new(),
         streaming,
         pending: None,
         sink: None,
-        done: false,
+        done,
         end_sent: false,
     };
     c.body = Some(Box::new(bi));
-    if expect {
+    if expect && !done {
         let _ = bev.write(base, b"HTTP/1.1 100 Continue\r\n\r\n");
     }
     if streaming {
-        dispatch(base, ckey, head, Buffer::new(), &route);
+        dispatch(base, r, peer, head, Buffer::new(), &route);
     } else if let Some(c) = conn(base, ckey) {
         c.state = State::Body;
         if let Some(bi) = c.body.as_mut() {
@@ -546,13 +606,16 @@ fn on_head(base: &mut EventBase, ckey: Key, head: RequestHead) {
     }
 }
 
-fn dispatch(base: &mut EventBase, ckey: Key, head: RequestHead, body: Buffer, route: &Route) {
-    let Some(c) = conn(base, ckey) else { return };
-    let r = Responder {
-        conn: ckey,
-        seq: c.seq,
-    };
-    let req = Request::new(head, body, r, c.peer);
+/// Hands request `r` (from `peer`) to its route's handler.
+fn dispatch(
+    base: &mut EventBase,
+    r: Responder,
+    peer: Option<SocketAddr>,
+    head: RequestHead,
+    body: Buffer,
+    route: &Route,
+) {
+    let req = Request::new(head, body, r, peer);
     let handler = route.handler.clone();
     match handler.try_borrow_mut() {
         Ok(mut f) => f(base, req),
@@ -644,7 +707,14 @@ fn read_body(base: &mut EventBase, ckey: Key) -> bool {
         c.state = State::Handling;
         let body = std::mem::take(&mut bi.buf);
         c.body = Some(bi);
-        dispatch(base, ckey, head, body, &route);
+        let (r, peer) = (
+            Responder {
+                conn: ckey,
+                seq: c.seq,
+            },
+            c.peer,
+        );
+        dispatch(base, r, peer, head, body, &route);
         return true;
     }
     c.body = Some(bi);
@@ -758,8 +828,41 @@ fn resume_if_caught_up(base: &mut EventBase, ckey: Key) {
     }
 }
 
+/// Runs the completion callbacks of the replies written so far, if the output has drained.
+fn run_completions(base: &mut EventBase, ckey: Key) {
+    let Some(c) = conn(base, ckey) else { return };
+    if c.completions.is_empty() {
+        return;
+    }
+    let bev = c.bev;
+    if !bev.output(base).is_ok_and(|o| o.is_empty()) {
+        return;
+    }
+    let Some(c) = conn(base, ckey) else { return };
+    for cb in std::mem::take(&mut c.completions) {
+        cb(base);
+    }
+}
+
+/// Sets the current request's completion callback.
+pub(crate) fn set_on_complete(
+    base: &mut EventBase,
+    r: Responder,
+    cb: CompleteCb,
+) -> io::Result<()> {
+    live(base, r)?.on_complete = Some(cb);
+    Ok(())
+}
+
 fn on_write(base: &mut EventBase, ckey: Key) {
     let Some(c) = conn(base, ckey) else { return };
+    let c = if c.completions.is_empty() {
+        c
+    } else {
+        run_completions(base, ckey);
+        let Some(c) = conn(base, ckey) else { return };
+        c
+    };
     let (mut state, mut bev) = (c.state, c.bev);
     if let Some(cb) = c.drain_cb.take() {
         let r = Responder {
@@ -795,8 +898,17 @@ fn close_or_linger(base: &mut EventBase, ckey: Key, linger: bool) {
     // Reading may have been paused by a full input or a slow body handler.
     let Some(c) = conn(base, ckey) else { return };
     c.linger_until = Some(until);
-    let bev = c.bev;
     c.read_paused = false;
+    let (bev, plain) = (c.bev, c.plain);
+    if plain {
+        // The reply is all out: end the write side, so that the client reads end of file
+        // after it (rather than waiting, or a reset when we close with its data unread),
+        // and keep reading what it still sends. A TLS bufferevent would need its
+        // close_notify first, so it only lingers.
+        if let Ok(Some(fd)) = bev.fd(base) {
+            let _ = oxevent_core::fdio::shutdown_write(fd);
+        }
+    }
     let _ = bev.enable(base, What::READ);
     discard(base, ckey);
 }
@@ -845,11 +957,27 @@ fn on_event(base: &mut EventBase, ckey: Key, ev: BevEvent) {
 }
 
 fn on_timer(base: &mut EventBase, ckey: Key) {
+    let now = base.now();
     let Some(c) = conn(base, ckey) else { return };
-    let (state, bev) = (c.state, c.bev);
+    let (state, bev, skey) = (c.state, c.bev, c.server);
+    // The timer has fired: it is no longer pending, whatever it was armed for.
+    let idle_since = c.idle_since.take();
     match state {
         State::Head => {
             if bev.input(base).map_or(true, |i| i.is_empty()) {
+                // Idle since `idle_since`: a reply since the timer was armed moved that on.
+                let (_, idle, _) = cfg_timeouts(base, skey);
+                if let (Some(since), Some(idle)) = (idle_since, idle) {
+                    let due = since + idle;
+                    if now < due {
+                        let timer = conn(base, ckey).and_then(|c| {
+                            c.idle_since = Some(since);
+                            c.timer
+                        });
+                        arm_timer(base, timer, Some(due - now));
+                        return;
+                    }
+                }
                 // Idle keep-alive connection.
                 free_conn(base, ckey);
             } else {
@@ -1003,6 +1131,20 @@ fn encode_head(
         .servers
         .get(skey)
         .map_or(&[], |d| &d.cfg.default_content_type[..]);
+    // Replies with no headers of their own repeat the same head within a second.
+    let key = (out.is_empty() && reason.is_none()).then_some(super::HeadKey {
+        version,
+        status,
+        framing,
+        keep,
+        secs,
+    });
+    if let Some(key) = key {
+        if let Some(cached) = s.head_cache.as_ref().filter(|c| c.key == key && c.ct == ct) {
+            scratch.extend_from_slice(&cached.head);
+            return Ok(scratch);
+        }
+    }
     let filtered;
     let out = if out.iter().any(|(n, _)| is_framing(n)) {
         filtered = out
@@ -1045,6 +1187,18 @@ fn encode_head(
         scratch.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     scratch.extend_from_slice(b"\r\n");
+    if let Some(key) = key {
+        // Refill the cache in place (no allocation once it has grown).
+        let ct = s
+            .servers
+            .get(skey)
+            .map_or_else(bytes::Bytes::new, |d| d.cfg.default_content_type.clone());
+        let cache = s.head_cache.get_or_insert_with(Default::default);
+        cache.key = key;
+        cache.ct = ct;
+        cache.head.clear();
+        cache.head.extend_from_slice(&scratch);
+    }
     Ok(scratch)
 }
 
@@ -1115,6 +1269,7 @@ pub(crate) fn reply_full(
 
 /// The reply is complete: next request, or close.
 fn finish(base: &mut EventBase, ckey: Key, keep: bool, linger: bool) {
+    let now = base.now();
     let s = servers(base);
     let Some(c) = s.conns.get_mut(ckey) else {
         return;
@@ -1122,6 +1277,13 @@ fn finish(base: &mut EventBase, ckey: Key, keep: bool, linger: bool) {
     c.reply = Reply::None;
     c.body = None;
     c.drain_cb = None;
+    let completing = match c.on_complete.take() {
+        Some(cb) => {
+            c.completions.push(cb);
+            true
+        }
+        None => false,
+    };
     let (bev, skey, in_read, paused) = (c.bev, c.server, c.in_read, c.read_paused);
     if keep {
         c.state = State::Head;
@@ -1132,9 +1294,19 @@ fn finish(base: &mut EventBase, ckey: Key, keep: bool, linger: bool) {
             .servers
             .get(skey)
             .map_or((None, false), |d| (d.cfg.idle_timeout, d.draining));
-        arm_timer(base, timer, idle);
+        if c.idle_since.is_some() && idle.is_some_and(|d| !d.is_zero()) {
+            // The idle timer is pending: it re-arms itself from here when it fires.
+            c.idle_since = Some(now);
+        } else {
+            c.idle_since = idle.is_some_and(|d| !d.is_zero()).then_some(now);
+            arm_timer(base, timer, idle);
+        }
         if paused {
             let _ = bev.enable(base, What::READ);
+        }
+        if completing && bev.output(base).is_ok_and(|o| o.is_empty()) {
+            // Nothing left to write (a streamed reply already out): complete from the loop.
+            let _ = bev.trigger(base, What::WRITE, true, true);
         }
         if !in_read && bev.input(base).is_ok_and(|i| !i.is_empty()) {
             // Pipelined requests wait in the input: parse them from the loop, not from
@@ -1150,6 +1322,7 @@ fn finish(base: &mut EventBase, ckey: Key, keep: bool, linger: bool) {
         c.state = State::Closing { linger };
         let _ = bev.input(base).map(|i| i.clear());
         if bev.output(base).is_ok_and(|o| o.is_empty()) {
+            run_completions(base, ckey);
             close_or_linger(base, ckey, linger);
         }
     }

@@ -67,8 +67,11 @@
 //! - the *write timeout* closes a connection whose peer stops reading its reply.
 //!
 //! A connection closed on an error while the client may still be sending *lingers*: once
-//! the error reply has gone out it keeps reading and discarding (bounded in time and bytes)
-//! until the client closes, so that the reply is not destroyed by a TCP reset.
+//! the error reply has gone out it shuts down its write side (`shutdown(SHUT_WR)`, so the
+//! client reads end of file right after the reply), then keeps reading and discarding
+//! (bounded in time and bytes) until the client closes, so that the reply is not destroyed
+//! by a TCP reset. A connection from a [`Server::set_bevcb`] factory (such as TLS, which
+//! needs its `close_notify` first) only lingers, without the shutdown.
 //!
 //! # Draining
 //!
@@ -106,7 +109,7 @@ use bytes::Bytes;
 use oxevent_bufferevent::{Buffer, BufferEvent, Listener, ListenerOptions};
 use oxevent_core::EventBase;
 
-use crate::proto::{HttpDate, Limits, Method};
+use crate::proto::{HttpDate, Limits, Method, RequestHead};
 
 pub use oxevent_bufferevent::FileSegment;
 pub use request::{Body, BodyEvent, Request, Responder};
@@ -125,6 +128,10 @@ pub(crate) type ExtMethodCmp = Rc<dyn Fn(&str) -> bool>;
 
 /// Runs once a drain is complete.
 pub(crate) type DrainDone = Box<dyn FnOnce(&mut EventBase)>;
+
+/// Sees each new request's head before the server acts on it; `false` refuses it.
+pub(crate) type NewReqCb =
+    Rc<RefCell<dyn FnMut(&mut EventBase, Option<SocketAddr>, &RequestHead) -> bool>>;
 
 /// Builds error pages: the cause, and the body to fill.
 pub(crate) type ErrorCb = Rc<RefCell<dyn FnMut(&mut EventBase, &ServerError, &mut Buffer)>>;
@@ -323,6 +330,7 @@ pub(crate) struct ServerData {
     pub(crate) bound: Vec<Bound>,
     pub(crate) bevcb: Option<BevFactory>,
     pub(crate) errorcb: Option<ErrorCb>,
+    pub(crate) newreqcb: Option<NewReqCb>,
     pub(crate) conns: usize,
     pub(crate) draining: bool,
     pub(crate) drain_done: Option<DrainDone>,
@@ -338,7 +346,45 @@ pub(crate) struct Servers {
     /// Where reply heads are encoded before going to the output buffer.
     pub(crate) scratch: Vec<u8>,
     /// A replied request's head, whose allocations the next parsed head reuses.
-    pub(crate) spare_head: Option<crate::proto::RequestHead>,
+    pub(crate) spare_head: Option<RequestHead>,
+    /// The last reply head encoded for a reply without headers of its own.
+    pub(crate) head_cache: Option<HeadCache>,
+}
+
+/// What a reply head without headers of its own depends on, besides the content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeadKey {
+    pub(crate) version: crate::proto::Version,
+    pub(crate) status: u16,
+    /// `None`: no framing headers; `Ok(len)`: `Content-Length`; `Err(())`: chunked.
+    pub(crate) framing: Option<Result<u64, ()>>,
+    pub(crate) keep: bool,
+    /// The `Date` second.
+    pub(crate) secs: u64,
+}
+
+/// A cached reply head (see [`Servers::head_cache`]).
+pub(crate) struct HeadCache {
+    pub(crate) key: HeadKey,
+    /// The server's default content type when it was encoded.
+    pub(crate) ct: Bytes,
+    pub(crate) head: Vec<u8>,
+}
+
+impl Default for HeadCache {
+    fn default() -> Self {
+        Self {
+            key: HeadKey {
+                version: crate::proto::Version::Http11,
+                status: 0,
+                framing: None,
+                keep: false,
+                secs: 0,
+            },
+            ct: Bytes::new(),
+            head: Vec::new(),
+        }
+    }
 }
 
 pub(crate) fn servers(base: &mut EventBase) -> &mut Servers {
@@ -1082,6 +1128,25 @@ impl Server {
         f: impl FnMut(&mut EventBase, &ServerError, &mut Buffer) + 'static,
     ) -> io::Result<()> {
         self.data(base)?.errorcb = Some(Rc::new(RefCell::new(f)));
+        Ok(())
+    }
+
+    /// Sets the new-request callback (`evhttp_set_newreqcb`): it sees each request's head
+    /// (and the client's address) as soon as the head has been parsed, before routing,
+    /// `100 Continue` or the body. Returning `false` refuses the request: the connection
+    /// closes without a reply, as when libevent's callback returns -1. A refused request's
+    /// handler never runs. Virtual hosts use their parent server's callback.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for a freed server.
+    #[doc(alias = "evhttp_set_newreqcb")]
+    pub fn set_newreqcb(
+        self,
+        base: &mut EventBase,
+        f: impl FnMut(&mut EventBase, Option<SocketAddr>, &RequestHead) -> bool + 'static,
+    ) -> io::Result<()> {
+        self.data(base)?.newreqcb = Some(Rc::new(RefCell::new(f)));
         Ok(())
     }
 

@@ -467,6 +467,24 @@ impl Responder {
         conn::resume_body(base, self)
     }
 
+    /// Sets the callback that runs once the reply to this request has been completely
+    /// written to the socket (`evhttp_request_set_on_complete_cb`), for example to log it
+    /// or to free what the reply referred to. It runs from the loop; it does not run if
+    /// the connection fails or is freed before the reply is all out. Setting it again
+    /// replaces it.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if the request has been replied to or its connection is gone.
+    #[doc(alias = "evhttp_request_set_on_complete_cb")]
+    pub fn set_on_complete(
+        self,
+        base: &mut EventBase,
+        cb: impl FnOnce(&mut EventBase) + 'static,
+    ) -> io::Result<()> {
+        conn::set_on_complete(base, self, Box::new(cb))
+    }
+
     /// The bytes waiting in the connection's output buffer.
     ///
     /// # Errors

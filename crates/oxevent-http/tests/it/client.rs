@@ -997,3 +997,219 @@ fn from_an_already_connected_bufferevent() {
     assert_ne!(conn_id(ok(&results[1])), conn_id(ok(&results[2])));
     assert_eq!(ok(&results[2]).body(), b"Hello, World!");
 }
+
+/// The `i`th byte of the test bodies.
+fn pattern(i: usize) -> u8 {
+    (i * 7 % 251) as u8
+}
+
+/// A body source of `pieces` pieces of `size` bytes of [`pattern`], which says
+/// [`BodyChunk::Wait`] before every `wait_every`th piece and resumes itself from a zero
+/// timer.
+fn source(
+    pieces: usize,
+    size: usize,
+    wait_every: usize,
+) -> impl FnMut(&mut EventBase, oxevent_http::client::RequestHandle) -> oxevent_http::client::BodyChunk
+{
+    use oxevent_http::client::BodyChunk;
+    let (mut next, mut waited) = (0usize, false);
+    move |base, handle| {
+        if next == pieces {
+            return BodyChunk::End;
+        }
+        if wait_every > 0 && next % wait_every == 0 && !waited {
+            waited = true;
+            base.once(
+                -1,
+                oxevent_core::What::empty(),
+                Some(Duration::ZERO),
+                move |base, _| {
+                    assert!(handle.resume_body(base));
+                },
+            )
+            .unwrap();
+            return BodyChunk::Wait;
+        }
+        waited = false;
+        let start = next * size;
+        next += 1;
+        BodyChunk::Data((start..start + size).map(pattern).collect())
+    }
+}
+
+/// Streamed request bodies: chunked and with a known length (pausing and resuming), to our
+/// server and to Python's; the connection is reused after them; a body whose length differs
+/// from the announced one fails the request.
+#[test]
+fn streamed_request_bodies() {
+    use oxevent_http::proto::EncodeError;
+    use oxevent_http::server::Server;
+    let mut base = EventBase::new().unwrap();
+    let server = Server::new(&mut base);
+    server.set_max_body_size(&mut base, 8 << 20).unwrap();
+    server
+        .set_cb(&mut base, "/echo", |base, mut req| {
+            let body = req.take_body();
+            let te = req
+                .input_headers()
+                .get_str("transfer-encoding")
+                .map(str::to_owned);
+            req.output_headers_mut()
+                .append("X-TE", te.unwrap_or_else(|| "-".into()));
+            let _ = req.send_reply(base, 200, body);
+        })
+        .unwrap();
+    let bound = server
+        .bind(&mut base, "127.0.0.1:0".parse().unwrap())
+        .unwrap();
+    let port = bound.local_addr(&mut base).unwrap().unwrap().port();
+    let conn = Connection::new(&mut base, "127.0.0.1", port);
+    let results: Results = Rc::default();
+    for i in 0..4 {
+        let r = Rc::clone(&results);
+        let done = move |base: &mut EventBase, res| {
+            r.borrow_mut().push(res);
+            if r.borrow().len() == 4 {
+                let _ = conn.free(base);
+                let _ = server.free(base);
+            }
+        };
+        let req = Request::new(Method::Post, "/echo", done);
+        let req = match i {
+            0 => req.body_stream(None, source(200, 5000, 10)),
+            1 => req.body_stream(Some(50 * 3000), source(50, 3000, 7)),
+            2 => req.body_stream(Some(0), source(0, 1, 0)),
+            // Too short for its length.
+            _ => req.body_stream(Some(100), source(1, 50, 0)),
+        };
+        conn.make_request(&mut base, req).unwrap();
+    }
+    run(&mut base);
+    let results = results.take();
+    assert_eq!(results.len(), 4);
+    let want = |n: usize| (0..n).map(pattern).collect::<Vec<u8>>();
+    let chunked = ok(&results[0]);
+    assert_eq!(chunked.header("X-TE"), Some("chunked"));
+    assert_eq!(chunked.body(), want(200 * 5000));
+    let sized = ok(&results[1]);
+    assert_eq!(sized.header("X-TE"), Some("-"));
+    assert_eq!(sized.body(), want(50 * 3000));
+    assert_eq!(ok(&results[2]).body(), b"");
+    assert!(
+        matches!(
+            results[3],
+            Err(ClientError::InvalidRequest(EncodeError::BodyLengthMismatch))
+        ),
+        "{:?}",
+        results[3]
+    );
+
+    // Python's http.server reads a Content-Length body.
+    let (_py, port) = script_server();
+    let conn = Connection::new(&mut base, "127.0.0.1", port);
+    let r = one(&mut base, conn, |done| {
+        Request::new(Method::Post, "/submit", done).body_stream(Some(4 * 1000), source(4, 1000, 2))
+    });
+    let mut want_py = b"got:".to_vec();
+    want_py.extend(want(4000));
+    assert_eq!(ok(&r).body(), want_py);
+
+    // A whole body and a stream at once, or a stream contradicting its headers, are refused.
+    let conn = Connection::new(&mut base, "127.0.0.1", port);
+    for req in [
+        Request::new(Method::Post, "/", |_, _| {})
+            .body(b"x".to_vec())
+            .body_stream(None, source(1, 1, 0)),
+        Request::new(Method::Post, "/", |_, _| {})
+            .header("Content-Length", "5")
+            .body_stream(Some(6), source(1, 6, 0)),
+        Request::new(Method::Post, "/", |_, _| {})
+            .header("Content-Length", "5")
+            .body_stream(None, source(1, 5, 0)),
+    ] {
+        assert!(matches!(
+            conn.make_request(&mut base, req),
+            Err(ClientError::InvalidRequest(_))
+        ));
+    }
+    let _ = conn.free(&mut base);
+}
+
+/// Backpressure: a server that does not read gets no more than what fits in the
+/// connection's output buffer and the socket buffers; the rest is asked for as it reads.
+#[test]
+fn streamed_request_body_waits_for_a_slow_reader() {
+    const PIECE: usize = 64 * 1024;
+    const PIECES: usize = 1024; // 64 MiB
+    let (listener, port) = listen();
+    let produced = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&produced);
+    let peer = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        // The head only, byte by byte: the body is read below.
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && head.len() < 4096 {
+            s.read_exact(&mut b).unwrap();
+            head.push(b[0]);
+        }
+        assert!(
+            String::from_utf8_lossy(&head).contains("Content-Length: 67108864"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        // Read nothing until the client has stopped producing (bounded: 20 s).
+        let mut last = usize::MAX;
+        let mut stable = 0;
+        for _ in 0..200 {
+            let now = seen.load(Ordering::SeqCst);
+            stable = if now == last { stable + 1 } else { 0 };
+            last = now;
+            if stable == 3 {
+                break;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        let stalled_at = seen.load(Ordering::SeqCst);
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        while got < PIECE * PIECES {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "eof after {got} body bytes");
+            got += n;
+        }
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .unwrap();
+        (stable, stalled_at, got)
+    });
+    let mut base = EventBase::new().unwrap();
+    let conn = Connection::new(&mut base, "127.0.0.1", port);
+    let mut next = 0;
+    let r = one(&mut base, conn, |done| {
+        Request::new(Method::Put, "/", done).body_stream(
+            Some((PIECE * PIECES) as u64),
+            move |_, _| {
+                if next == PIECES {
+                    return oxevent_http::client::BodyChunk::End;
+                }
+                next += 1;
+                produced.fetch_add(PIECE, Ordering::SeqCst);
+                oxevent_http::client::BodyChunk::Data(vec![b'u'; PIECE])
+            },
+        )
+    });
+    assert_eq!(ok(&r).body(), b"ok");
+    let (stable, stalled_at, got) = peer.join().unwrap();
+    assert_eq!(
+        stable, 3,
+        "the client kept producing while the server did not read"
+    );
+    assert_eq!(got, PIECE * PIECES);
+    // 64 KiB in the output buffer plus the kernel's socket buffers: far below the body.
+    assert!(
+        stalled_at < PIECE * PIECES / 2,
+        "{stalled_at} bytes produced unread"
+    );
+}

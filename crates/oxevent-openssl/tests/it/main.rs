@@ -3,5 +3,6 @@
 //! through the `openssl` crate on a thread), on loopback.
 
 mod common;
+mod direct_recv;
 mod regress_ssl;
 mod tls_peers;

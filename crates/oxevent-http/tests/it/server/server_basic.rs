@@ -575,3 +575,212 @@ fn routes_and_virtual_hosts_can_be_removed_and_the_server_freed() {
     });
     assert!(std::net::TcpStream::connect(addr).is_err());
 }
+
+/// `evhttp_set_newreqcb`: the callback sees each request's head and the client's address
+/// before the handler; refusing closes the connection without a reply (curl: empty reply).
+#[test]
+fn new_request_callback_sees_heads_and_can_refuse() {
+    let _w = Watchdog::new("newreqcb", LIMIT);
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = log.clone();
+    let server = TestServer::start(move |base, server| {
+        server
+            .set_cb(base, "/hello", |base, req| {
+                req.send_reply(base, 200, "Hello, World!").unwrap();
+            })
+            .unwrap();
+        server
+            .set_cb(base, "/forbidden", |base, req| {
+                req.send_reply(base, 200, "should not run").unwrap();
+            })
+            .unwrap();
+        server
+            .set_newreqcb(base, move |_, peer, head| {
+                let ok = head.target != "/forbidden";
+                seen.lock().unwrap().push(format!(
+                    "{} {} {} {ok}",
+                    head.method,
+                    head.target,
+                    peer.is_some_and(|p| p.ip().is_loopback())
+                ));
+                ok
+            })
+            .unwrap();
+    });
+    let out = run(
+        Command::new("curl").args(["-s"]).arg(server.url("/hello")),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"Hello, World!");
+    let out = run(
+        Command::new("curl")
+            .args(["-s"])
+            .arg(server.url("/forbidden")),
+        LIMIT,
+    );
+    // 52: "the server did not reply anything".
+    assert_eq!(out.status.code(), Some(52), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["GET /hello true true", "GET /forbidden true false"]
+    );
+}
+
+/// `evhttp_request_set_on_complete_cb`: runs once the reply has been written, for full
+/// and streamed replies, after the handler.
+#[test]
+fn on_complete_runs_after_the_reply_is_written() {
+    let _w = Watchdog::new("on_complete", LIMIT);
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = log.clone();
+    let server = TestServer::start(move |base, server| {
+        let l = seen.clone();
+        server
+            .set_cb(base, "/full", move |base, req| {
+                let l2 = l.clone();
+                req.responder()
+                    .set_on_complete(base, move |_| l2.lock().unwrap().push("full done".into()))
+                    .unwrap();
+                l.lock().unwrap().push("full handled".into());
+                req.send_reply(base, 200, vec![b'f'; 200_000]).unwrap();
+            })
+            .unwrap();
+        let l = seen.clone();
+        server
+            .set_cb(base, "/stream", move |base, req| {
+                let l2 = l.clone();
+                req.responder()
+                    .set_on_complete(base, move |_| {
+                        l2.lock().unwrap().push("stream done".into());
+                    })
+                    .unwrap();
+                let r = req.send_reply_start(base, 200).unwrap();
+                r.send_chunk(base, "one ").unwrap();
+                r.send_chunk(base, "two").unwrap();
+                r.send_end(base).unwrap();
+                // Replied: the request's handle is stale now.
+                assert!(r.set_on_complete(base, |_| {}).is_err());
+                l.lock().unwrap().push("stream handled".into());
+            })
+            .unwrap();
+    });
+    let out = run(
+        Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{size_download} "])
+            .arg(server.url("/full"))
+            .args(["-o", "-"])
+            .arg(server.url("/stream")),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200000 one two7 ");
+    assert!(
+        oxevent_test_support::wait_until(LIMIT, || log.lock().unwrap().len() == 4),
+        "{:?}",
+        log.lock().unwrap()
+    );
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["full handled", "full done", "stream handled", "stream done"]
+    );
+}
+
+/// A request with `Content-Length: 0` has a complete (empty) body at once: buffered and
+/// streamed routes both answer without waiting for input that will not come.
+#[test]
+fn content_length_zero_bodies_are_complete_at_once() {
+    let _w = Watchdog::new("content-length 0", LIMIT);
+    let server = TestServer::start(|base, server| {
+        server
+            .set_cb(base, "/buffered", |base, mut req| {
+                let n = req.take_body().len();
+                req.send_reply(base, 200, format!("buffered {n}")).unwrap();
+            })
+            .unwrap();
+        server
+            .set_streaming_cb(base, "/streamed", |base, req| {
+                let r = req.send_reply_start(base, 200).unwrap();
+                r.set_body_cb(base, move |base, r, ev| {
+                    if matches!(ev, oxevent_http::server::BodyEvent::End) {
+                        r.send_chunk(base, "streamed end").unwrap();
+                        r.send_end(base).unwrap();
+                    }
+                })
+                .unwrap();
+            })
+            .unwrap();
+    });
+    for (path, want) in [("/buffered", "buffered 0"), ("/streamed", "streamed end")] {
+        let out = run(
+            Command::new("curl")
+                .args([
+                    "-s",
+                    "--max-time",
+                    "20",
+                    "-X",
+                    "POST",
+                    "-H",
+                    "Content-Length: 0",
+                ])
+                .arg(server.url(path)),
+            LIMIT,
+        );
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    }
+}
+
+/// Reply heads are reused between identical replies; anything that changes the head (the
+/// default content type, the length, the status, the version, the handler's headers) is
+/// seen in the next reply.
+#[test]
+fn reply_heads_follow_every_change() {
+    let _w = Watchdog::new("head cache", LIMIT);
+    let server = TestServer::start(|base, server| {
+        server
+            .set_gencb(base, |base, mut req| {
+                let path = req.path().into_owned();
+                match path.as_str() {
+                    "/teapot" => req.send_reply(base, 418, "tea").unwrap(),
+                    "/header" => {
+                        req.output_headers_mut().append("X-Extra", "1");
+                        req.send_reply(base, 200, "hey").unwrap();
+                    }
+                    _ => req.send_reply(base, 200, path).unwrap(),
+                }
+            })
+            .unwrap();
+    });
+    let mut s = server.connect();
+    let mut get = |path: &str, version: &str| {
+        s.write_all(format!("GET {path} {version}\r\nHost: x\r\nConnection: keep-alive\r\n\r\n").as_bytes())
+            .unwrap();
+        let (head, body) = read_response(&mut s);
+        (head, String::from_utf8(body).unwrap())
+    };
+    let (h1, b1) = get("/a", "HTTP/1.1");
+    let (h2, b2) = get("/b", "HTTP/1.1");
+    assert_eq!((b1.as_str(), b2.as_str()), ("/a", "/b"));
+    assert_eq!(header(&h1, "content-type"), header(&h2, "content-type"));
+    let (h3, b3) = get("/longer-path", "HTTP/1.1");
+    assert_eq!((header(&h3, "content-length"), b3.as_str()), (Some("12"), "/longer-path"));
+    let (h4, _) = get("/teapot", "HTTP/1.1");
+    assert_eq!(status(&h4), 418);
+    let (h5, _) = get("/header", "HTTP/1.1");
+    assert_eq!(header(&h5, "x-extra"), Some("1"));
+    let (h6, _) = get("/a", "HTTP/1.1");
+    assert_eq!(header(&h6, "x-extra"), None);
+    let (h7, _) = get("/a", "HTTP/1.0");
+    assert!(h7.starts_with("HTTP/1.0 200"), "{h7}");
+    assert_eq!(header(&h7, "connection"), Some("keep-alive"));
+    server.on_loop(|base, server| {
+        server
+            .set_default_content_type(base, Some("text/x-changed"))
+            .unwrap();
+    });
+    let (h8, _) = get("/a", "HTTP/1.1");
+    assert_eq!(header(&h8, "content-type"), Some("text/x-changed"));
+    assert_eq!(status(&h8), 200);
+}

@@ -82,6 +82,73 @@ fn idle_keep_alive_connections_are_closed() {
     assert_eq!(read_to_close(&mut s).expect("closed when idle"), b"");
 }
 
+/// Each reply restarts the idle period: a connection busy for longer than the idle timeout,
+/// with pauses well under it, stays open, and closes once it falls idle.
+#[test]
+fn requests_restart_the_idle_period() {
+    let _w = Watchdog::new("idle restart", LIMIT);
+    let server = TestServer::start(|base, server| {
+        hello(base, server);
+        server
+            .set_idle_timeout(base, Some(Duration::from_millis(1000)))
+            .unwrap();
+    });
+    let mut s = server.connect();
+    // Eight requests 200 ms apart: 1.6 s in all, longer than the idle timeout.
+    for _ in 0..8 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let (head, _) = read_response(&mut s);
+        assert_eq!(status(&head), 200, "{head}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(read_to_close(&mut s).expect("closed when idle"), b"");
+}
+
+/// Lingering close: after a 413 the server shuts its write side down, so the client reads
+/// the reply and then end of file while it is still sending (the server keeps reading and
+/// discarding), instead of waiting for the server to close or getting a reset.
+#[test]
+fn an_error_reply_is_followed_by_eof_while_the_client_still_sends() {
+    let _w = Watchdog::new("linger", LIMIT);
+    let server = TestServer::start(|base, server| {
+        hello(base, server);
+        server.set_max_body_size(base, 1000).unwrap();
+        server
+            .set_linger(base, Duration::from_secs(20), 16 << 20)
+            .unwrap();
+    });
+    let mut s = server.connect();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
+        .unwrap();
+    // The body keeps coming, 1 KiB every 20 ms for at most 4 s: the server never has a
+    // quiet period to close on, so only the shutdown of its write side can give the
+    // client end of file before the writer stops.
+    let mut w = s.try_clone().unwrap();
+    let writing = Arc::new(AtomicBool::new(true));
+    let flag = writing.clone();
+    let writer = std::thread::spawn(move || {
+        for _ in 0..200 {
+            if w.write_all(&[b'z'; 1024]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        flag.store(false, Ordering::SeqCst);
+        w
+    });
+    let got = read_to_close(&mut s).expect("end of file after the reply");
+    let still_writing = writing.load(Ordering::SeqCst);
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert_eq!(status(&text), 413, "{text}");
+    assert!(
+        still_writing,
+        "end of file came only after the client stopped sending"
+    );
+    // The server was still reading: the writes made so far were not refused.
+    let w = writer.join().unwrap();
+    drop(w);
+}
+
 #[test]
 fn oversized_head_gets_431() {
     let _w = Watchdog::new("431", LIMIT);
