@@ -29,11 +29,7 @@
 //! through the filter hook ([`oxevent_bufferevent::bufferevent::Filter`]).
 //! In socket mode the transport sends each finished record straight to
 //! the socket while nothing is queued (one copy less per record), and
-//! hands the rest to the socket bufferevent; on the way in, the socket
-//! bufferevent reads at most 1 KiB and OpenSSL receives the rest of a large
-//! record straight into its own buffer (one copy less again). The
-//! bufferevent behaves the same (events, errors, watermarks, timeouts).
-//! There are no raw BIO calls,
+//! hands the rest to the socket bufferevent. There are no raw BIO calls,
 //! and this crate has no `unsafe` code (see `docs/design/0004-tls.md`).
 //!
 //! # Behaviour
@@ -168,12 +164,12 @@ impl std::ops::BitOr for SslFlags {
 }
 
 /// The most ciphertext the private socket of a socket-mode TLS bufferevent
-/// reads at once. Small records (requests, handshake messages) come whole,
-/// several at a time, in one `recv`; of a large one (a 16 KiB record is
-/// 16,406 bytes) the socket reads the first KiB and OpenSSL receives the
-/// rest straight into its record buffer (see `tls::Mem`), without the copy
-/// from a `Buffer`.
-const SOCKET_MAX_READ: usize = 1024;
+/// reads at once: room for several full records (16 KiB of plaintext is
+/// 16,406 bytes of TLS 1.3 record), so a 16 KiB message costs one `recv`.
+/// (Receiving record bodies straight into OpenSSL's buffer instead saves a
+/// copy but costs two more `recv` per record: measured slower, see
+/// `docs/design/0004-tls.md`.)
+const SOCKET_MAX_READ: usize = 64 * 1024;
 
 /// The most ciphertext the private socket writes at once.
 const SOCKET_MAX_WRITE: usize = 256 * 1024;

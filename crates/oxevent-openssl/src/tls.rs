@@ -29,27 +29,13 @@ pub(crate) const RECORD: usize = 16 * 1024;
 /// stops until it drains (the write side's backpressure).
 const MAX_PENDING_OUT: usize = 256 * 1024;
 
-/// A TLS record header: OpenSSL asks for this much first, then for the
-/// body. Only reads longer than a header go straight to the socket.
-const RECORD_HEADER: usize = 5;
-
 /// The in-memory transport OpenSSL reads from and writes to.
 ///
 /// In socket mode it also holds a duplicate of the socket: while nothing
 /// waits in the underlying output, records are sent straight from
 /// OpenSSL's buffer (`send`), saving a copy and an allocation per record;
 /// whatever the socket does not take goes to `tx`, and from there to the
-/// underlying output, in order. Reads work the other way round: the
-/// socket bufferevent reads the start of what comes (up to 1 KiB: it is
-/// what waits for the socket to be readable, and small records come whole
-/// that way), and when OpenSSL asks for more than a record header while
-/// nothing waits in `rx` nor in the underlying input, the rest of the
-/// record is received straight into OpenSSL's buffer (`recv`), saving the
-/// copy from `rx`. The socket bufferevent reads again after that (its
-/// read filled its max, or data came after it), so nothing is left
-/// unnoticed in the socket. A socket error met there is kept for the
-/// filter to report; an end of file is left for the socket bufferevent to
-/// find.
+/// underlying output, in order.
 ///
 /// Both buffers are boxed and made only while they hold data (an empty
 /// `Buffer` is about 100 bytes): an idle connection keeps neither.
@@ -60,10 +46,6 @@ pub(crate) struct Mem {
     sock: Option<OwnedFd>,
     /// Sending straight to `sock` keeps the order (set before each step).
     direct: bool,
-    /// Receiving straight from `sock` keeps the order (set before each step).
-    direct_rx: bool,
-    /// The error a direct receive met, to report.
-    rx_error: Option<io::Error>,
 }
 
 impl Mem {
@@ -78,38 +60,6 @@ impl Mem {
     /// Moves the ciphertext of `from` (without a copy) to the end of `rx`.
     fn receive(&mut self, from: &mut Buffer) -> Result<(), oxevent_bufferevent::BufferError> {
         self.rx.get_or_insert_with(Box::default).add_buffer(from)
-    }
-
-    /// Receives a record body straight from the socket (see [`Mem`]). An
-    /// end of file, a socket not connected yet or nothing to read are
-    /// `WouldBlock`: the socket bufferevent, which reads the next header,
-    /// reports what it finds.
-    fn recv_direct(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let would_block = || Err(io::ErrorKind::WouldBlock.into());
-        if !self.direct_rx || buf.len() <= RECORD_HEADER || self.rx_error.is_some() {
-            return would_block();
-        }
-        let Some(fd) = &self.sock else {
-            return would_block();
-        };
-        match fdio::recv(fd.as_fd(), buf) {
-            Ok(0) => would_block(),
-            Ok(n) => Ok(n),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::Interrupted
-                        | io::ErrorKind::NotConnected
-                ) =>
-            {
-                would_block()
-            }
-            Err(e) => {
-                self.rx_error = Some(e);
-                would_block()
-            }
-        }
     }
 
     /// Gives back the buffers that hold nothing.
@@ -127,7 +77,7 @@ impl Read for Mem {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self.rx.as_mut() {
             Some(rx) if !rx.is_empty() => rx.remove(buf).map_err(io::Error::other),
-            _ => self.recv_direct(buf),
+            _ => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 }
@@ -232,6 +182,11 @@ pub(crate) struct TlsFilter {
     starved: bool,
     /// A close_notify came from the peer (EOF was reported).
     peer_closed: bool,
+    /// The underlying bufferevent's end of file, held back while
+    /// ciphertext read before it is still to be decrypted (the socket reads
+    /// faster than the input takes: 64 KiB a read, the max single read
+    /// decrypted a run); decided once that is delivered.
+    eof: Option<BevEvent>,
     /// We sent our close_notify.
     closed: bool,
     /// The state it was created in.
@@ -268,6 +223,7 @@ impl TlsFilter {
             error: None,
             starved: false,
             peer_closed: false,
+            eof: None,
             closed: false,
             initial: state,
         })
@@ -283,18 +239,6 @@ impl TlsFilter {
     fn prepare(&mut self, cx: &FilterCtx<'_>) {
         let mem = self.stream.get_mut();
         mem.direct = mem.sock.is_some() && cx.under_output.is_empty() && mem.tx_is_empty();
-        mem.direct_rx = mem.sock.is_some() && cx.under_input.is_empty();
-    }
-
-    /// Reports the socket error a direct receive met, if any.
-    fn check_rx_error(&mut self, cx: &mut FilterCtx<'_>) {
-        if let Some(e) = self.stream.get_mut().rx_error.take() {
-            if self.phase != Phase::Failed {
-                self.phase = Phase::Failed;
-                self.error = Some(Box::new(TlsError::Transport));
-                cx.report(BevFlags::READING | BevFlags::ERROR, e.raw_os_error());
-            }
-        }
     }
 
     /// Whether the handshake completed.
@@ -308,7 +252,6 @@ impl TlsFilter {
         if self.phase == Phase::Handshaking {
             self.handshake(cx);
         }
-        self.check_rx_error(cx);
         self.flush_tx(cx);
     }
 
@@ -466,6 +409,37 @@ impl TlsFilter {
     }
 }
 
+impl TlsFilter {
+    /// Nothing read from the network is left to decrypt.
+    fn drained(&self) -> bool {
+        self.peer_closed
+            || self.phase != Phase::Open
+            || (self.stream.ssl().pending() == 0 && self.stream.get_ref().rx_is_empty())
+    }
+
+    /// The underlying end of file, once everything before it was read:
+    /// `EOF` after close_notify (already reported), or with dirty
+    /// shutdowns allowed; an error otherwise. Returns what to report.
+    fn end_of_file(&mut self, cx: &mut FilterCtx<'_>, ev: BevEvent) -> Option<BevEvent> {
+        match self.phase {
+            Phase::Failed => None,
+            Phase::Handshaking => {
+                self.fail_with(cx, TlsError::HandshakeEof, BevFlags::READING);
+                None
+            }
+            Phase::Open if self.peer_closed => None,
+            Phase::Open if self.flags.contains(SslFlags::DIRTY_SHUTDOWN) => {
+                self.peer_closed = true;
+                Some(ev)
+            }
+            Phase::Open => {
+                self.fail_with(cx, TlsError::UnexpectedEof, BevFlags::READING);
+                None
+            }
+        }
+    }
+}
+
 impl Filter for TlsFilter {
     fn on_input(&mut self, cx: &mut FilterCtx<'_>) -> FilterResult {
         self.prepare(cx);
@@ -474,12 +448,10 @@ impl Filter for TlsFilter {
                 let _ = cx.under_input.clear();
                 return FilterResult::Ok;
             }
-            let mem = self.stream.get_mut();
-            if mem.receive(cx.under_input).is_err() {
+            if self.stream.get_mut().receive(cx.under_input).is_err() {
                 self.fail_with(cx, TlsError::Transport, BevFlags::READING);
                 return FilterResult::Ok;
             }
-            mem.direct_rx = mem.sock.is_some();
             self.starved = false;
         }
         if self.phase == Phase::Handshaking {
@@ -487,13 +459,19 @@ impl Filter for TlsFilter {
         }
         if self.phase == Phase::Open {
             self.read_app(cx);
+            if self.eof.is_some() && self.drained() {
+                if let Some(ev) = self.eof.take() {
+                    if let Some(ev) = self.end_of_file(cx, ev) {
+                        cx.report(ev.what, ev.error);
+                    }
+                }
+            }
             // Data queued during the handshake, or a post-handshake reply.
             self.write_app(cx);
             if cx.mode == FlushMode::Finished {
                 self.shutdown(cx);
             }
         }
-        self.check_rx_error(cx);
         self.flush_tx(cx);
         FilterResult::Ok
     }
@@ -525,24 +503,14 @@ impl Filter for TlsFilter {
             // Decrypt what is left before deciding.
             if self.phase == Phase::Open {
                 self.read_app(cx);
-                self.check_rx_error(cx);
+                if !self.drained() {
+                    // Records still wait (the input is full, or the max
+                    // single read was reached): decide once they are read.
+                    self.eof = Some(ev);
+                    return None;
+                }
             }
-            return match self.phase {
-                Phase::Failed => None,
-                Phase::Handshaking => {
-                    self.fail_with(cx, TlsError::HandshakeEof, BevFlags::READING);
-                    None
-                }
-                Phase::Open if self.peer_closed => None,
-                Phase::Open if self.flags.contains(SslFlags::DIRTY_SHUTDOWN) => {
-                    self.peer_closed = true;
-                    Some(ev)
-                }
-                Phase::Open => {
-                    self.fail_with(cx, TlsError::UnexpectedEof, BevFlags::READING);
-                    None
-                }
-            };
+            return self.end_of_file(cx, ev);
         }
         if what.contains(BevFlags::ERROR) && self.phase != Phase::Failed {
             self.phase = Phase::Failed;
@@ -604,12 +572,5 @@ mod tests {
         assert_eq!(under.len(), 6);
         mem.tidy();
         assert!(mem.rx.is_none() && mem.tx.is_none(), "both given back");
-        // No socket: a long read is not tried on one.
-        mem.direct_rx = true;
-        assert_eq!(
-            mem.read(&mut buf).unwrap_err().kind(),
-            io::ErrorKind::WouldBlock
-        );
-        assert!(mem.rx_error.is_none());
     }
 }

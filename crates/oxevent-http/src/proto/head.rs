@@ -280,14 +280,29 @@ fn map_header_error(e: httparse::Error) -> Option<ParseError> {
     }
 }
 
-/// Builds the head; `spare` is a previous head whose allocations (target, headers) are
-/// reused.
-fn request_head(
+impl RequestHead {
+    /// A head for [`RequestParser::parse_into`] to fill.
+    pub(crate) fn empty() -> Self {
+        Self {
+            method: Method::Get,
+            target: String::new(),
+            version: Version::Http11,
+            headers: Headers::new(),
+            body: BodyKind::None,
+            keep_alive: true,
+            expect_continue: false,
+        }
+    }
+}
+
+/// Builds the head in `out`, reusing its allocations (target, headers); on error `out` holds
+/// a mix of the old and the new head.
+fn request_head_into(
     buf: &[u8],
     s: &Scanned,
     limits: &Limits,
-    spare: Option<RequestHead>,
-) -> Result<RequestHead, ParseError> {
+    out: &mut RequestHead,
+) -> Result<(), ParseError> {
     let head = &buf[..s.end];
     let line = &buf[s.start_line.clone()];
     with_header_slots(s.header_lines, |slots| {
@@ -309,31 +324,17 @@ fn request_head(
         } else {
             Version::Http11
         };
-        let (target, headers) = match spare {
-            Some(RequestHead {
-                target: mut t,
-                headers: h,
-                ..
-            }) => {
-                t.clear();
-                t.push_str(target);
-                (t, collect_headers(req.headers, head.len(), Some(h)))
-            }
-            None => (
-                target.to_owned(),
-                collect_headers(req.headers, head.len(), None),
-            ),
-        };
-        let framing = framing::request(version, &headers, limits)?;
-        Ok(RequestHead {
-            method,
-            target,
-            version,
-            headers,
-            body: framing.body,
-            keep_alive: framing.keep_alive,
-            expect_continue: framing.expect_continue,
-        })
+        out.target.clear();
+        out.target.push_str(target);
+        let headers = std::mem::take(&mut out.headers);
+        out.headers = collect_headers(req.headers, head.len(), Some(headers));
+        let framing = framing::request(version, &out.headers, limits)?;
+        out.method = method;
+        out.version = version;
+        out.body = framing.body;
+        out.keep_alive = framing.keep_alive;
+        out.expect_continue = framing.expect_continue;
+        Ok(())
     })
 }
 
@@ -425,22 +426,27 @@ impl RequestParser {
 
     /// Parses as much of a head as `buf` holds. See [`RequestParser`].
     pub fn parse(&mut self, buf: &[u8]) -> Result<Status<RequestHead>, ParseError> {
-        self.parse_reusing(buf, &mut None)
+        let mut head = RequestHead::empty();
+        Ok(match self.parse_into(buf, &mut head)? {
+            Some(used) => Status::Complete(head, used),
+            None => Status::Partial,
+        })
     }
 
-    /// As [`parse`](Self::parse); a complete head takes `spare` (a head done with), if
-    /// any, and reuses its allocations.
-    pub(crate) fn parse_reusing(
+    /// As [`parse`](Self::parse), filling `head` in place (a head done with: its
+    /// allocations are reused): `Some(n)` once the head is complete, `n` being the bytes it
+    /// took.
+    pub(crate) fn parse_into(
         &mut self,
         buf: &[u8],
-        spare: &mut Option<RequestHead>,
-    ) -> Result<Status<RequestHead>, ParseError> {
+        head: &mut RequestHead,
+    ) -> Result<Option<usize>, ParseError> {
         match self.scanner.scan(buf, Kind::Request, &self.limits) {
-            Ok(None) => Ok(Status::Partial),
-            Ok(Some(s)) => Ok(Status::Complete(
-                request_head(buf, &s, &self.limits, spare.take())?,
-                s.end,
-            )),
+            Ok(None) => Ok(None),
+            Ok(Some(s)) => {
+                request_head_into(buf, &s, &self.limits, head)?;
+                Ok(Some(s.end))
+            }
             Err(e) => {
                 self.reset();
                 Err(e)

@@ -28,7 +28,7 @@ use super::route::{self, Target};
 use super::{Route, ServerError, Servers, servers, stale};
 use crate::proto::{
     BodyDecoder, BodyKind, ChunkHeader, Headers, LAST_CHUNK, Method, ParseError, RequestHead,
-    RequestParser, Status, Version, encode_response_head, list_elements, reason_phrase,
+    RequestParser, Version, encode_response_head, list_elements, reason_phrase,
 };
 use oxevent_bufferevent::slab::Key;
 
@@ -81,7 +81,7 @@ pub(crate) struct BodyIn {
     buf: Buffer,
     streaming: bool,
     /// For a buffered body: the head and route waiting for it.
-    pending: Option<Box<(RequestHead, Route)>>,
+    pending: Option<Box<(Box<RequestHead>, Route)>>,
     sink: Option<BodySink>,
     done: bool,
     end_sent: bool,
@@ -92,7 +92,8 @@ pub(crate) struct Conn {
     pub(crate) bev: BufferEvent,
     pub(crate) peer: Option<SocketAddr>,
     timer: Option<Event>,
-    parser: Option<RequestParser>,
+    /// Boxed: it is taken out and put back around every parse.
+    parser: Option<Box<RequestParser>>,
     pub(crate) state: State,
     pub(crate) seq: u32,
     reply: Reply,
@@ -185,7 +186,7 @@ pub(crate) fn accept(
         bev,
         peer,
         timer: None,
-        parser: Some(RequestParser::new(limits)),
+        parser: Some(Box::new(RequestParser::new(limits))),
         state: State::Head,
         seq: 0,
         reply: Reply::None,
@@ -446,21 +447,23 @@ fn read_head(
     base: &mut EventBase,
     ckey: Key,
     bev: BufferEvent,
-    mut parser: RequestParser,
-    mut spare: Option<RequestHead>,
+    mut parser: Box<RequestParser>,
+    spare: Option<Box<RequestHead>>,
     input_empty: &mut bool,
 ) -> bool {
     let limit = parser.limits().max_header_bytes.saturating_add(1);
+    // Parsed in place, into a recycled head: only the box moves from here on.
+    let mut head = spare.unwrap_or_else(|| Box::new(RequestHead::empty()));
     // A complete head is drained from the input under the same borrow.
     let result = match bev.input(base) {
         Ok(input) if !input.is_empty() => {
             let n = input.len().min(limit);
             let parsed = match input.pullup(n) {
-                Ok(bytes) => Some(parser.parse_reusing(bytes, &mut spare)),
+                Ok(bytes) => Some(parser.parse_into(bytes, &mut head)),
                 Err(_) => None,
             };
-            if let Some(Ok(Status::Complete(_, used))) = &parsed {
-                let _ = input.drain(*used);
+            if let Some(Ok(Some(used))) = parsed {
+                let _ = input.drain(used);
                 *input_empty = input.is_empty();
             }
             parsed
@@ -471,15 +474,13 @@ fn read_head(
         }
         Err(_) => None,
     };
-    if let Some(Ok(Status::Complete(head, _))) = result {
-        // The head took the spare; `on_head` puts the parser back with its own lookup.
+    if let Some(Ok(Some(_))) = result {
+        // `on_head` puts the parser back with its own lookup.
         on_head(base, ckey, head, parser);
         return true;
     }
     let s = servers(base);
-    if spare.is_some() {
-        s.spare_head = spare;
-    }
+    recycle_head_in(s, head);
     if let Some(c) = s.conns.get_mut(ckey) {
         c.parser = Some(parser);
     }
@@ -509,7 +510,7 @@ impl Conn {
 }
 
 /// A complete head arrived; `parser` goes back to the connection.
-fn on_head(base: &mut EventBase, ckey: Key, head: RequestHead, parser: RequestParser) {
+fn on_head(base: &mut EventBase, ckey: Key, head: Box<RequestHead>, parser: Box<RequestParser>) {
     let s = servers(base);
     let Some((skey, peer)) = s.conns.get_mut(ckey).map(|c| {
         c.parser = Some(parser);
@@ -611,7 +612,7 @@ fn dispatch(
     base: &mut EventBase,
     r: Responder,
     peer: Option<SocketAddr>,
-    head: RequestHead,
+    head: Box<RequestHead>,
     body: Buffer,
     route: &Route,
 ) {
@@ -1206,7 +1207,7 @@ fn encode_head(
 const SPARE_HEAD_MAX: usize = 4096;
 
 /// Keeps a replied request's head for the next parse to reuse its allocations.
-fn recycle_head_in(s: &mut Servers, head: RequestHead) {
+fn recycle_head_in(s: &mut Servers, head: Box<RequestHead>) {
     if head.target.capacity() + head.headers.capacity_bytes() <= SPARE_HEAD_MAX {
         s.spare_head = Some(head);
     }
@@ -1227,7 +1228,7 @@ pub(crate) fn reply_full(
     out: &Headers,
     body: Body,
     close: Close,
-    spare: Option<RequestHead>,
+    spare: Option<Box<RequestHead>>,
 ) -> io::Result<()> {
     let secs = super::unix_secs(base);
     let s = servers(base);

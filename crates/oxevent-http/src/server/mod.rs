@@ -346,7 +346,7 @@ pub(crate) struct Servers {
     /// Where reply heads are encoded before going to the output buffer.
     pub(crate) scratch: Vec<u8>,
     /// A replied request's head, whose allocations the next parsed head reuses.
-    pub(crate) spare_head: Option<RequestHead>,
+    pub(crate) spare_head: Option<Box<RequestHead>>,
     /// The last reply head encoded for a reply without headers of its own.
     pub(crate) head_cache: Option<HeadCache>,
 }
@@ -453,6 +453,16 @@ impl BoundSocket {
     #[must_use]
     pub fn server(self) -> Server {
         self.server
+    }
+
+    /// The listening socket's fd (`evhttp_bound_socket_get_fd`).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for a socket no longer bound.
+    #[doc(alias = "evhttp_bound_socket_get_fd")]
+    pub fn fd(self, base: &mut EventBase) -> io::Result<std::os::fd::RawFd> {
+        self.listener.fd(base)
     }
 
     /// The address it is bound to (for port 0, the port picked), or `None` for a Unix-domain

@@ -146,7 +146,7 @@ pub enum BodyEvent<'a> {
 /// Dropping it without a reply leaves the client waiting (as in libevent) until it gives up
 /// or the connection is closed.
 pub struct Request {
-    head: RequestHead,
+    head: Box<RequestHead>,
     body: Buffer,
     out: Headers,
     responder: Responder,
@@ -166,7 +166,7 @@ impl fmt::Debug for Request {
 
 impl Request {
     pub(crate) fn new(
-        head: RequestHead,
+        head: Box<RequestHead>,
         body: Buffer,
         responder: Responder,
         peer: Option<SocketAddr>,
@@ -192,6 +192,19 @@ impl Request {
     #[must_use]
     pub fn uri(&self) -> &str {
         &self.head.target
+    }
+
+    /// The request target parsed as a URI (`evhttp_request_get_evhttp_uri`): an origin-form
+    /// target gives a relative reference (path and query), an absolute-form one all its
+    /// parts.
+    ///
+    /// # Errors
+    ///
+    /// The parse error of a target that is not a URI reference (`*`, or an authority-form
+    /// `CONNECT` target such as `example.com:443`, which is not one).
+    #[doc(alias = "evhttp_request_get_evhttp_uri")]
+    pub fn parsed_uri(&self) -> Result<crate::uri::Uri, crate::uri::UriError> {
+        crate::uri::Uri::parse(&self.head.target)
     }
 
     /// The path, percent-decoded, without the query: what routes match.
@@ -503,6 +516,19 @@ impl Responder {
     #[doc(alias = "evhttp_connection_get_peer")]
     pub fn peer(self, base: &mut EventBase) -> io::Result<Option<SocketAddr>> {
         Ok(conn::live(base, self)?.peer)
+    }
+
+    /// The server the request came to (`evhttp_connection_get_server`): the one bound to
+    /// the socket, also when a virtual host's callback handles the request.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if the connection is gone.
+    #[doc(alias = "evhttp_connection_get_server")]
+    pub fn server(self, base: &mut EventBase) -> io::Result<super::Server> {
+        Ok(super::Server {
+            key: conn::live(base, self)?.server,
+        })
     }
 
     /// The connection's bufferevent (`evhttp_connection_get_bufferevent`).

@@ -3,6 +3,6 @@
 //! through the `openssl` crate on a thread), on loopback.
 
 mod common;
-mod direct_recv;
 mod regress_ssl;
+mod socket_mode;
 mod tls_peers;

@@ -755,8 +755,10 @@ fn reply_heads_follow_every_change() {
     });
     let mut s = server.connect();
     let mut get = |path: &str, version: &str| {
-        s.write_all(format!("GET {path} {version}\r\nHost: x\r\nConnection: keep-alive\r\n\r\n").as_bytes())
-            .unwrap();
+        s.write_all(
+            format!("GET {path} {version}\r\nHost: x\r\nConnection: keep-alive\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
         let (head, body) = read_response(&mut s);
         (head, String::from_utf8(body).unwrap())
     };
@@ -765,7 +767,10 @@ fn reply_heads_follow_every_change() {
     assert_eq!((b1.as_str(), b2.as_str()), ("/a", "/b"));
     assert_eq!(header(&h1, "content-type"), header(&h2, "content-type"));
     let (h3, b3) = get("/longer-path", "HTTP/1.1");
-    assert_eq!((header(&h3, "content-length"), b3.as_str()), (Some("12"), "/longer-path"));
+    assert_eq!(
+        (header(&h3, "content-length"), b3.as_str()),
+        (Some("12"), "/longer-path")
+    );
     let (h4, _) = get("/teapot", "HTTP/1.1");
     assert_eq!(status(&h4), 418);
     let (h5, _) = get("/header", "HTTP/1.1");
@@ -783,4 +788,39 @@ fn reply_heads_follow_every_change() {
     let (h8, _) = get("/a", "HTTP/1.1");
     assert_eq!(header(&h8, "content-type"), Some("text/x-changed"));
     assert_eq!(status(&h8), 200);
+}
+
+/// The accessors libevent users reach for: the parsed target, the server a request came
+/// to, the fd of a bound socket.
+#[test]
+fn request_uri_server_and_bound_fd() {
+    let _w = Watchdog::new("accessors", LIMIT);
+    let server = TestServer::start(|base, server| {
+        server
+            .set_gencb(base, move |base, req| {
+                let uri = req.parsed_uri().unwrap();
+                let r = req.responder();
+                let same = r.server(base).unwrap() == server;
+                let bound = server.bound_sockets(base).unwrap();
+                let fd_ok = bound.iter().all(|b| b.fd(base).is_ok_and(|fd| fd >= 0));
+                let text = format!(
+                    "{} {} {same} {fd_ok}",
+                    uri.path(),
+                    uri.query().unwrap_or("-")
+                );
+                req.send_reply(base, 200, text).unwrap();
+            })
+            .unwrap();
+    });
+    let out = run(
+        Command::new("curl")
+            .args(["-s"])
+            .arg(server.url("/a%20b/c?x=1&y=2")),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "/a%20b/c x=1&y=2 true true"
+    );
 }

@@ -1,7 +1,7 @@
-//! Socket mode receives the body of a large record straight into
-//! OpenSSL's buffer (the socket bufferevent reads only the first KiB):
-//! records of every size from a real OpenSSL peer arrive whole and in
-//! order, and a connection reset in the middle of a record is an error.
+//! Socket mode against a real OpenSSL peer: records of every size (around
+//! the sizes where reads split: the header, 1 KiB, a full 16 KiB record)
+//! arrive whole and in order, and a connection reset in the middle of a
+//! record is an error, not a hang.
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -78,7 +78,7 @@ fn client(
 fn records_of_every_size_arrive_whole_and_in_order() {
     let _w = Watchdog::new("records of every size", Duration::from_secs(60));
     let pki = pki();
-    // Sizes around the socket's 1 KiB read and the 16 KiB record, then a
+    // Sizes around a record header, 1 KiB and the 16 KiB record, then a
     // run of full records: 1 MiB and more in all.
     let mut sizes = vec![
         1, 4, 5, 6, 1000, 1018, 1019, 1020, 1024, 1025, 4096, 16_383, 16_384,
@@ -121,8 +121,8 @@ fn a_reset_in_the_middle_of_a_record_is_an_error() {
     let pki = pki();
     let (addr, server) = peer(&pki, |mut tls| {
         tls.write_all(b"hello").unwrap();
-        // A record header announcing 16,401 bytes, and 4,000 of them: more
-        // than the socket bufferevent reads, less than the record.
+        // A record header announcing 16,401 bytes, and 4,000 of them: the
+        // reset comes while OpenSSL waits for the rest of the record.
         let tcp = tls.get_mut();
         let mut raw = vec![0x17, 0x03, 0x03, 0x40, 0x11];
         raw.resize(5 + 4000, 0xa5);
