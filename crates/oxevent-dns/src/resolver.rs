@@ -2231,25 +2231,8 @@ mod tests {
                 .send_to(&answer_to(&buf[..n], [10, 9, 8, 7]), from)
                 .unwrap();
         });
-        let mut base = EventBase::new().unwrap();
-        let dns = DnsBase::new(&mut base, Init::Empty).unwrap();
-        dns.nameserver_sockaddr_add(&mut base, addr).unwrap();
-        let got = Rc::new(RefCell::new(None));
-        let g = got.clone();
-        dns.resolve_ipv4(
-            &mut base,
-            "x.test",
-            QueryFlags::NO_SEARCH,
-            move |base, r| {
-                *g.borrow_mut() = Some(r.map(|a| a.addrs()));
-                base.loopbreak();
-            },
-        )
-        .unwrap();
-        base.loopexit(Some(Duration::from_secs(10))).unwrap();
-        base.dispatch().unwrap();
+        let got = resolve_v4_once(addr, "x.test");
         peer.join().unwrap();
-        let got = got.borrow_mut().take().expect("an outcome");
         assert_eq!(got.unwrap(), vec![IpAddr::V4(Ipv4Addr::new(10, 9, 8, 7))]);
     }
 
@@ -2290,26 +2273,27 @@ mod tests {
             s.write_all(&(a.len() as u16).to_be_bytes()).unwrap();
             s.write_all(&a).unwrap();
         });
+        let got = resolve_v4_once(addr, "big.test");
+        peer.join().unwrap();
+        assert_eq!(got.unwrap(), vec![IpAddr::V4(Ipv4Addr::new(10, 9, 8, 7))]);
+    }
+
+    /// Resolves the A records of `name` (no search list) against the one
+    /// nameserver `addr`, on a fresh base stopped after at most 10 s.
+    fn resolve_v4_once(addr: SocketAddr, name: &str) -> Result<Vec<IpAddr>> {
         let mut base = EventBase::new().unwrap();
         let dns = DnsBase::new(&mut base, Init::Empty).unwrap();
         dns.nameserver_sockaddr_add(&mut base, addr).unwrap();
         let got = Rc::new(RefCell::new(None));
         let g = got.clone();
-        dns.resolve_ipv4(
-            &mut base,
-            "big.test",
-            QueryFlags::NO_SEARCH,
-            move |base, r| {
-                *g.borrow_mut() = Some(r.map(|a| a.addrs()));
-                base.loopbreak();
-            },
-        )
+        dns.resolve_ipv4(&mut base, name, QueryFlags::NO_SEARCH, move |base, r| {
+            *g.borrow_mut() = Some(r.map(|a| a.addrs()));
+            base.loopbreak();
+        })
         .unwrap();
         base.loopexit(Some(Duration::from_secs(10))).unwrap();
         base.dispatch().unwrap();
-        peer.join().unwrap();
-        let got = got.borrow_mut().take().expect("an outcome");
-        assert_eq!(got.unwrap(), vec![IpAddr::V4(Ipv4Addr::new(10, 9, 8, 7))]);
+        got.borrow_mut().take().expect("an outcome")
     }
 
     /// A temporary file, removed on drop.
