@@ -177,7 +177,7 @@ impl Buffer {
     /// a file segment when it goes through `pread`.
     #[doc(alias = "evbuffer_write_atmost")]
     pub fn write_atmost(&mut self, fd: BorrowedFd<'_>, n: usize) -> Result<usize, BufferError> {
-        self.write_inner(fd, n, false)
+        self.write_inner(fd, n, false).map(|(w, _)| w)
     }
 
     /// [`write_atmost`](Self::write_atmost) for a socket: `sendmsg` with
@@ -192,46 +192,61 @@ impl Buffer {
         fd: BorrowedFd<'_>,
         n: usize,
     ) -> Result<usize, BufferError> {
+        self.write_socket_offered(fd, n).map(|(w, _)| w)
+    }
+
+    /// [`write_atmost_socket`](Self::write_atmost_socket), returning also
+    /// the bytes offered to the kernel in that one call: fewer written than
+    /// offered means the socket is full (an edge-triggered writer then
+    /// waits for room), all of them that it may have room for more.
+    pub(crate) fn write_socket_offered(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        n: usize,
+    ) -> Result<(usize, usize), BufferError> {
         match self.write_inner(fd, n, true) {
             Err(BufferError::Io(e)) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
-                self.write_atmost(fd, n)
+                self.write_inner(fd, n, false)
             }
             other => other,
         }
     }
 
+    /// One write of at most `n` bytes; returns the bytes written and the
+    /// bytes offered.
     fn write_inner(
         &mut self,
         fd: BorrowedFd<'_>,
         n: usize,
         socket: bool,
-    ) -> Result<usize, BufferError> {
+    ) -> Result<(usize, usize), BufferError> {
         self.check_start()?;
         let limit = n.min(self.len);
         if limit == 0 {
-            return Ok(0);
+            return Ok((0, 0));
         }
-        let written = match self.segs.front() {
+        let (written, offered) = match self.segs.front() {
             Some(Seg::File(f)) => {
                 let len = f.len().min(limit);
                 match retry(|| fdio::sendfile(fd, f.file().as_fd(), f.offset(), len)) {
                     Err(e) if e.kind() == io::ErrorKind::Unsupported => {
                         let mut tmp = vec![0; len.min(FALLBACK_CHUNK)];
                         f.read_exact_at(0, &mut tmp)?;
-                        retry(|| fdio::write(fd, &tmp))?
+                        (retry(|| fdio::write(fd, &tmp))?, tmp.len())
                     }
-                    other => other?,
+                    other => (other?, len),
                 }
             }
             Some(Seg::Mut(_) | Seg::Bytes(_)) if self.segs.len() == 1 => {
                 // One segment (the common case): no iovec array to fill.
                 let m = self.segs[0].mem().unwrap_or_default();
                 let m = &m[..m.len().min(limit)];
-                if socket {
+                let w = if socket {
                     retry(|| fdio::send(fd, m))?
                 } else {
                     retry(|| fdio::write(fd, m))?
-                }
+                };
+                (w, m.len())
             }
             _ => {
                 let mut iov = [IoSlice::new(&[]); fdio::MAX_IOVECS];
@@ -250,11 +265,12 @@ impl Buffer {
                     left -= take;
                     k += 1;
                 }
-                if socket {
+                let w = if socket {
                     retry(|| fdio::send_vectored(fd, &iov[..k]))?
                 } else {
                     retry(|| fdio::writev(fd, &iov[..k]))?
-                }
+                };
+                (w, limit - left)
             }
         };
         if written > 0 {
@@ -263,7 +279,7 @@ impl Buffer {
             self.drain_inner(written);
             self.changed(orig, 0, written);
         }
-        Ok(written)
+        Ok((written, offered))
     }
 }
 

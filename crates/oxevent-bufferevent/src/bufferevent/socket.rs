@@ -696,17 +696,19 @@ fn write_with(d: &mut BevData, max: usize) -> Option<WriteDone> {
     } = d;
     let Kind::Socket(s) = kind else { return None };
     let fd = s.fd.as_ref()?;
-    let r = output.write_atmost_socket(fd.as_fd(), max);
-    let low = matches!(r, Ok(n) if n > 0) && output.len() <= wm_write.0;
-    // A write can stop short of `max` with room left in the socket (the
-    // iovec limit), so only `WouldBlock` proves an edge will come.
-    let again = if s.edge && matches!(r, Ok(n) if n > 0) && !output.is_empty() {
-        s.write_ev
-    } else {
-        None
-    };
+    let r = output.write_socket_offered(fd.as_fd(), max);
+    let low = matches!(r, Ok((n, _)) if n > 0) && output.len() <= wm_write.0;
+    // A write that took everything offered (which the iovec limit can make
+    // less than `max`) may have left room: no edge would come for the rest.
+    // One that took less found the socket full, and the edge will come.
+    let again =
+        if s.edge && matches!(r, Ok((n, offered)) if n > 0 && n == offered) && !output.is_empty() {
+            s.write_ev
+        } else {
+            None
+        };
     Some(WriteDone {
-        r,
+        r: r.map(|(n, _)| n),
         low,
         notify,
         again,
