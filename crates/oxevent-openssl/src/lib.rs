@@ -89,7 +89,7 @@ use std::os::fd::OwnedFd;
 
 use openssl::ssl::{Ssl, SslRef};
 use oxevent_bufferevent::{BevOptions, BufferEvent};
-use oxevent_core::EventBase;
+use oxevent_core::{EventBase, What};
 
 pub use config::{
     client_connector, client_ssl, insecure_client_ssl, server_acceptor, server_acceptor_from,
@@ -171,6 +171,10 @@ impl std::ops::BitOr for SslFlags {
 /// `docs/design/0004-tls.md`.)
 const SOCKET_MAX_READ: usize = 64 * 1024;
 
+/// The read high watermark of the private socket bufferevent: the most
+/// ciphertext left waiting below the TLS layer's own queue.
+const UNDER_READ_HIGH: usize = 2 * SOCKET_MAX_READ;
+
 /// The most ciphertext the private socket writes at once.
 const SOCKET_MAX_WRITE: usize = 256 * 1024;
 
@@ -201,6 +205,9 @@ pub fn socket_new(
     };
     let under = BufferEvent::socket(base, fd, sock_opts)?;
     under.set_max_single_read(base, SOCKET_MAX_READ)?;
+    // At most this much ciphertext waits below the TLS layer (which takes
+    // in four records at a time): past it the socket stops reading.
+    under.set_watermark(base, What::READ, 0, UNDER_READ_HIGH)?;
     // A full record is 16,406 bytes: the default 16 KiB max write would send
     // each in two pieces.
     under.set_max_single_write(base, SOCKET_MAX_WRITE)?;
@@ -304,6 +311,16 @@ pub trait SslBufferEvent: Copy {
     /// `NotFound` for a freed bufferevent, `InvalidInput` for another kind.
     fn initial_state(self, base: &mut EventBase) -> io::Result<TlsState>;
 
+    /// Ciphertext received from the peer and not decrypted yet: what the
+    /// TLS layer has taken in (at most four records) plus what waits in
+    /// the underlying bufferevent's input (bounded in socket mode by its
+    /// read watermark).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for a freed bufferevent, `InvalidInput` for another kind.
+    fn pending_ciphertext(self, base: &mut EventBase) -> io::Result<usize>;
+
     /// Allows (or not) a peer to close without close_notify: `EOF` instead
     /// of `ERROR` (`bufferevent_openssl_set_allow_dirty_shutdown`).
     ///
@@ -386,6 +403,16 @@ impl SslBufferEvent for BufferEvent {
 
     fn initial_state(self, base: &mut EventBase) -> io::Result<TlsState> {
         Ok(self.filter_hook::<TlsFilter>(base)?.initial)
+    }
+
+    fn pending_ciphertext(self, base: &mut EventBase) -> io::Result<usize> {
+        let held = self
+            .filter_hook::<TlsFilter>(base)?
+            .stream
+            .get_ref()
+            .rx_len();
+        let under = self.filter_underlying(base)?;
+        Ok(held + under.input(base)?.len())
     }
 
     fn set_allow_dirty_shutdown(self, base: &mut EventBase, allow: bool) -> io::Result<()> {

@@ -25,6 +25,10 @@ use crate::{SslFlags, TlsState};
 /// The largest TLS record payload: each `SSL_write` gets at most this.
 pub(crate) const RECORD: usize = 16 * 1024;
 
+/// The most ciphertext the TLS layer takes in before decrypting it: four
+/// full records (see [`Mem::receive`]).
+pub(crate) const RX_MAX: usize = 4 * (RECORD + 256);
+
 /// Ciphertext allowed to wait in the underlying output before encryption
 /// stops until it drains (the write side's backpressure).
 const MAX_PENDING_OUT: usize = 256 * 1024;
@@ -57,9 +61,23 @@ impl Mem {
         self.tx.as_ref().is_none_or(|b| b.is_empty())
     }
 
-    /// Moves the ciphertext of `from` (without a copy) to the end of `rx`.
+    /// Moves ciphertext from `from` (without a copy) to the end of `rx`,
+    /// until `rx` holds [`RX_MAX`] bytes: the rest waits in `from`, the
+    /// underlying bufferevent's input, whose read watermark then stops the
+    /// socket (a fast peer cannot make the TLS layer's queue grow).
     fn receive(&mut self, from: &mut Buffer) -> Result<(), oxevent_bufferevent::BufferError> {
-        self.rx.get_or_insert_with(Box::default).add_buffer(from)
+        let rx = self.rx.get_or_insert_with(Box::default);
+        let room = RX_MAX.saturating_sub(rx.len());
+        if room >= from.len() {
+            rx.add_buffer(from)
+        } else {
+            from.remove_buffer(rx, room).map(drop)
+        }
+    }
+
+    /// Ciphertext received and not yet decrypted.
+    pub(crate) fn rx_len(&self) -> usize {
+        self.rx.as_ref().map_or(0, |b| b.len())
     }
 
     /// Gives back the buffers that hold nothing.

@@ -412,6 +412,9 @@ struct Outcome {
     output_before: usize,
     output_after: usize,
     under_grew: bool,
+    /// The hook took from the underlying input: its read watermark may
+    /// let it read again.
+    under_took: bool,
     events: BevFlags,
     error: Option<i32>,
     under: Key,
@@ -439,6 +442,7 @@ fn run(
     let room = me.read_room();
     let reading = me.wants_read();
     let (max_read, output_before, under_before) = (me.max_read, me.output.len(), u.output.len());
+    let under_input_before = u.input.len();
     let input_before = me.input.len();
     let BevData { input, output, .. } = me;
     let mut cx = FilterCtx {
@@ -458,6 +462,7 @@ fn run(
     let produced = cx.input.len().saturating_sub(input_before);
     let output_after = cx.output.len();
     let under_grew = cx.under_output.len() > under_before;
+    let under_took = cx.under_input.len() < under_input_before;
     if let Ok(d) = data(base, key) {
         state(d).hook = Some(hook);
     }
@@ -467,6 +472,7 @@ fn run(
         output_before,
         output_after,
         under_grew,
+        under_took,
         events,
         error,
         under,
@@ -505,7 +511,7 @@ fn call_dir(dir: Dir) -> impl FnMut(&mut Hook, &mut FilterCtx<'_>) -> FilterResu
 /// [`FilterResult::Error`] reports when the hook reported no error itself.
 fn after_run(base: &mut EventBase, key: Key, o: Outcome, error_flags: BevFlags) {
     let under = BufferEvent { key: o.under };
-    if o.under_grew {
+    if o.under_grew || o.under_took {
         let _ = under.touch(base);
     }
     let mut events = o.events;

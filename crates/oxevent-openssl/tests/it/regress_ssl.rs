@@ -502,3 +502,44 @@ fn reading_resumes_after_a_read_timeout() {
     client.free(&mut base).unwrap();
     server.free(&mut base).unwrap();
 }
+
+#[test]
+fn ciphertext_waiting_below_a_fast_peer_stays_bounded() {
+    // The reader sets no watermark and takes everything at once, but the
+    // private socket reads up to 64 KiB a pass while a run decrypts 16 KiB:
+    // the ciphertext queued under it must still stay bounded while a fast
+    // peer sends 32 MiB.
+    let _w = Watchdog::new("bounded ciphertext", Duration::from_secs(120));
+    const TOTAL: u64 = 32 * 1024 * 1024;
+    let pki = pki();
+    let mut base = base();
+    let (client, server) = over_tcp(&mut base, &pki);
+    let s = bulk_side(&mut base, server, 3, TOTAL);
+    let got = Rc::new(Cell::new(0u64));
+    let max_queued = Rc::new(Cell::new(0usize));
+    let (g, m) = (got.clone(), max_queued.clone());
+    client
+        .on_read(&mut base, move |base, bev| {
+            let queued = bev.pending_ciphertext(base).unwrap();
+            m.set(m.get().max(queued));
+            let input = bev.input(base).unwrap();
+            g.set(g.get() + input.len() as u64);
+            input.drain(input.len()).unwrap();
+        })
+        .unwrap();
+    client.enable(&mut base, What::READ).unwrap();
+    assert!(
+        run_until(&mut base, Duration::from_secs(100), |_| got.get() == TOTAL),
+        "client got {} of {TOTAL}",
+        got.get()
+    );
+    assert_eq!(s.sent.get(), TOTAL);
+    // Four records in the TLS layer, 128 KiB below it, and one 64 KiB read.
+    assert!(
+        max_queued.get() <= 4 * (16 * 1024 + 256) + 192 * 1024,
+        "{} bytes of ciphertext waited to be decrypted",
+        max_queued.get()
+    );
+    client.free(&mut base).unwrap();
+    server.free(&mut base).unwrap();
+}
