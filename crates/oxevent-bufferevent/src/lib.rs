@@ -29,7 +29,7 @@ pub use buffer::{
 };
 pub use bufferevent::{
     BevEvent, BevFlags, BevOptions, BlockingResolver, BufferEvent, DEFAULT_MAX_SINGLE, Family,
-    FilterFn, FilterResult, FlushMode, RateGroup, Resolve, ResolveDone,
+    FilterFn, FilterResult, FlushMode, RateGroup, Resolve, ResolveDone, ResolvePart,
 };
 pub use listener::{ACCEPTS_PER_CALLBACK, BACKOFF_MAX, BACKOFF_MIN, Listener, ListenerOptions};
 /// The token-bucket configuration of rate limits (`ev_token_bucket_cfg`).

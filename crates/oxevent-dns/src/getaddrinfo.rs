@@ -2,10 +2,12 @@
 //! numeric fast path, the hosts file, the cache, then A and AAAA queries in
 //! parallel; and the resolver as `oxevent-bufferevent`'s [`Resolve`].
 
+use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
 
-use oxevent_bufferevent::{Family, Resolve, ResolveDone};
+use oxevent_bufferevent::{Family, Resolve, ResolveDone, ResolvePart};
 use oxevent_core::EventBase;
 
 use crate::error::{Error, Result};
@@ -458,5 +460,54 @@ impl Resolve for DnsBase {
                 done(base, res.map(|ai| ai.addrs).map_err(io::Error::from));
             }),
         );
+    }
+
+    /// For [`Family::Any`], AAAA and A are two lookups in parallel, each
+    /// handed over as soon as it completes, so that Happy Eyeballs can start
+    /// on IPv6 at once, or wait its resolution delay for AAAA when A came
+    /// first (RFC 8305 section 3). One family is one part.
+    fn resolve_parts(
+        &self,
+        base: &mut EventBase,
+        host: &str,
+        port: u16,
+        family: Family,
+        mut part: ResolvePart,
+    ) {
+        if family != Family::Any {
+            self.resolve(
+                base,
+                host,
+                port,
+                family,
+                Box::new(move |base, r| part(base, r, true)),
+            );
+            return;
+        }
+        // The part callback and how many lookups are still out.
+        let shared = Rc::new(RefCell::new((Some(part), 2u8)));
+        for fam in [Family::V6, Family::V4] {
+            let sh = Rc::clone(&shared);
+            self.resolve(
+                base,
+                host,
+                port,
+                fam,
+                Box::new(move |base, r| {
+                    let (cb, last) = {
+                        let mut g = sh.borrow_mut();
+                        g.1 -= 1;
+                        (g.0.take(), g.1 == 0)
+                    };
+                    // Called outside the borrow: it may start connections.
+                    if let Some(mut cb) = cb {
+                        cb(base, r, last);
+                        if !last {
+                            sh.borrow_mut().0 = Some(cb);
+                        }
+                    }
+                }),
+            );
+        }
     }
 }

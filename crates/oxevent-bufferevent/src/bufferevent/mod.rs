@@ -62,7 +62,7 @@ use crate::slab::{Key, Slab, stale};
 
 pub use filter::{Filter, FilterCtx, FilterFn, FilterResult};
 pub use rate::RateGroup;
-pub use resolve::{BlockingResolver, Family, Resolve, ResolveDone};
+pub use resolve::{BlockingResolver, Family, Resolve, ResolveDone, ResolvePart};
 
 /// The default most bytes read or written at once (libevent 2.2's 16 KiB).
 pub const DEFAULT_MAX_SINGLE: usize = 16 * 1024;

@@ -21,6 +21,11 @@ pub enum Family {
 /// What a resolver calls with its answer, on the loop's thread.
 pub type ResolveDone = Box<dyn FnOnce(&mut EventBase, io::Result<Vec<SocketAddr>>)>;
 
+/// What a resolver calls with part of its answer, on the loop's thread:
+/// the addresses (or the error) of one lookup as it completes, and whether
+/// this is the last part.
+pub type ResolvePart = Box<dyn FnMut(&mut EventBase, io::Result<Vec<SocketAddr>>, bool)>;
+
 /// A name resolver for [`BufferEvent::connect_hostname`](super::BufferEvent::connect_hostname)
 /// (libevent's `evdns_base` argument). An implementation calls `done`
 /// exactly once, now or later from the loop, with the addresses in the
@@ -35,6 +40,29 @@ pub trait Resolve {
         family: Family,
         done: ResolveDone,
     );
+
+    /// Resolves `host`, calling `part` as answers arrive, with `last` set on
+    /// the final call: a resolver that asks for AAAA and A separately hands
+    /// over each family as soon as it has it. Happy Eyeballs (RFC 8305
+    /// section 3) uses this to start on IPv6 at once, and to wait a short
+    /// resolution delay for AAAA when A came first. The default calls
+    /// [`resolve`](Self::resolve) and hands everything over in one last part.
+    fn resolve_parts(
+        &self,
+        base: &mut EventBase,
+        host: &str,
+        port: u16,
+        family: Family,
+        mut part: ResolvePart,
+    ) {
+        self.resolve(
+            base,
+            host,
+            port,
+            family,
+            Box::new(move |base, r| part(base, r, true)),
+        );
+    }
 }
 
 /// Resolves with the system's blocking `getaddrinfo` (what libevent does

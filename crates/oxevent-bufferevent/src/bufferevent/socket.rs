@@ -52,12 +52,21 @@ pub(crate) struct SocketState {
     racers: Vec<Racer>,
     /// Starts the next racing attempt after the connection attempt delay.
     race_timer: Option<Event>,
-    next_racer: u64,
+    next_racer: u32,
+    /// `connect_hostname` is resolving: more parts of the answer may come.
+    resolving: bool,
+    /// No attempt has started yet: the first one waits for the resolution
+    /// delay (A came first, AAAA may follow) or for the rest of the answer.
+    not_started: bool,
 }
+
+/// RFC 8305's Resolution Delay: how long an A answer waits for the AAAA
+/// answer before the first attempt starts on IPv4.
+pub(crate) const RESOLUTION_DELAY: Duration = Duration::from_millis(50);
 
 /// A connection attempt racing beside the bufferevent's own socket.
 struct Racer {
-    id: u64,
+    id: u32,
     sock: Socket,
     ev: Event,
 }
@@ -287,8 +296,10 @@ impl BufferEvent {
     /// Resolves `host` with `resolver` and connects to the addresses
     /// (`bufferevent_socket_connect_hostname`; libevent stops at the
     /// first): IPv6 and IPv4 are interleaved and raced per RFC 8305 (Happy
-    /// Eyeballs): while an attempt is pending, the next address is tried
-    /// after 250 ms (at once when an attempt fails),
+    /// Eyeballs): IPv4 addresses that arrive first wait up to 50 ms for
+    /// IPv6 ones (the resolution delay, with a resolver that hands over
+    /// parts: [`Resolve::resolve_parts`]); while an attempt is pending, the
+    /// next address is tried after 250 ms (at once when an attempt fails),
     /// and the first to connect wins; the others are closed. A failed
     /// lookup reaches the event callback as `ERROR` with
     /// [`dns_error`](Self::dns_error) set; when every address fails, the
@@ -306,27 +317,18 @@ impl BufferEvent {
         host: &str,
         port: u16,
     ) -> io::Result<()> {
-        state_of(base, self.key)?;
+        let s = state_of(base, self.key)?;
+        s.resolving = true;
+        s.not_started = true;
+        s.dns_error = None;
+        s.pending_addrs.clear();
         let key = self.key;
-        resolver.resolve(
+        resolver.resolve_parts(
             base,
             host,
             port,
             family,
-            Box::new(move |base, result| {
-                let Ok(d) = data(base, key) else { return };
-                let s = state(d);
-                match result {
-                    Ok(addrs) if !addrs.is_empty() => {
-                        s.pending_addrs = interleave(addrs);
-                        s.dns_error = None;
-                        try_next(base, key, None);
-                        arm_race(base, key);
-                    }
-                    Ok(_) => dns_failed(base, key, "no addresses found".into()),
-                    Err(e) => dns_failed(base, key, e.to_string()),
-                }
-            }),
+            Box::new(move |base, result, last| resolved_part(base, key, result, last)),
         );
         Ok(())
     }
@@ -354,6 +356,83 @@ fn state_of(base: &mut EventBase, key: Key) -> io::Result<&mut SocketState> {
             "not a socket bufferevent",
         )),
     }
+}
+
+/// A part of `connect_hostname`'s answer (RFC 8305 sections 3 and 4):
+/// IPv6 addresses, or the last part, start the attempts at once; IPv4
+/// addresses that came first wait up to [`RESOLUTION_DELAY`] for IPv6 ones.
+/// Addresses that come once attempts are running join the queue, still
+/// interleaved by family.
+fn resolved_part(base: &mut EventBase, key: Key, result: io::Result<Vec<SocketAddr>>, last: bool) {
+    let Ok(s) = state_of(base, key) else { return };
+    if !s.resolving {
+        return;
+    }
+    s.resolving = !last;
+    if !s.not_started && !s.connecting {
+        // The race is over (connected, or every address failed): a late
+        // part changes nothing.
+        return;
+    }
+    match result {
+        Ok(addrs) if !addrs.is_empty() => {
+            let has_v6 = addrs.iter().any(SocketAddr::is_ipv6);
+            let mut all: Vec<SocketAddr> = s.pending_addrs.drain(..).collect();
+            let merged = !all.is_empty();
+            for a in addrs {
+                if !all.contains(&a) {
+                    all.push(a);
+                }
+            }
+            if merged {
+                // Parts of one answer: IPv6 first (RFC 8305 section 4).
+                // A single part keeps the resolver's order.
+                all.sort_by_key(|a| !a.is_ipv6());
+            }
+            s.pending_addrs = interleave(all);
+            s.dns_error = None;
+            if !s.not_started {
+                arm_race(base, key);
+            } else if has_v6 {
+                start_attempts(base, key);
+            } else if !last {
+                let _ = base.once(-1, What::empty(), Some(RESOLUTION_DELAY), move |base, _| {
+                    if state_of(base, key)
+                        .is_ok_and(|s| s.not_started && !s.pending_addrs.is_empty())
+                    {
+                        start_attempts(base, key);
+                    }
+                });
+            }
+        }
+        Ok(_) => {}
+        // Kept until an address comes; reported if none does.
+        Err(e) if s.pending_addrs.is_empty() => s.dns_error = Some(e.to_string()),
+        Err(_) => {}
+    }
+    let Ok(s) = state_of(base, key) else { return };
+    if last && s.not_started {
+        // The whole answer is in: start on what came, or report the lookup
+        // error (no waiting out the resolution delay for a failed AAAA).
+        if s.pending_addrs.is_empty() {
+            let msg = s
+                .dns_error
+                .take()
+                .unwrap_or_else(|| "no addresses found".into());
+            s.not_started = false;
+            dns_failed(base, key, msg);
+        } else {
+            start_attempts(base, key);
+        }
+    }
+}
+
+/// Starts the first connection attempt of `connect_hostname`.
+fn start_attempts(base: &mut EventBase, key: Key) {
+    let Ok(s) = state_of(base, key) else { return };
+    s.not_started = false;
+    try_next(base, key, None);
+    arm_race(base, key);
 }
 
 fn dns_failed(base: &mut EventBase, key: Key, msg: String) {
@@ -812,7 +891,7 @@ fn start_racer(base: &mut EventBase, key: Key) {
             return;
         };
         let id = s.next_racer;
-        s.next_racer += 1;
+        s.next_racer = s.next_racer.wrapping_add(1);
         let Ok(sock) = Socket::new(
             Domain::for_address(addr),
             Type::STREAM.nonblocking().cloexec(),
@@ -845,7 +924,7 @@ fn start_racer(base: &mut EventBase, key: Key) {
 }
 
 /// A racing attempt finished connecting, or failed.
-fn racer_ready(base: &mut EventBase, key: Key, id: u64) {
+fn racer_ready(base: &mut EventBase, key: Key, id: u32) {
     let Ok(s) = state_of(base, key) else { return };
     let Some(i) = s.racers.iter().position(|r| r.id == id) else {
         return;

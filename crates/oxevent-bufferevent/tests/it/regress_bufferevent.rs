@@ -990,3 +990,88 @@ fn reading_resumed_finds_data_that_came_while_it_was_off() {
         == 5000));
     assert!(reads.get() >= 1);
 }
+
+/// Answers A at once and AAAA `aaaa_after` later, as two parts (a resolver
+/// that asks for both families separately).
+struct SplitResolver {
+    v4: SocketAddr,
+    v6: SocketAddr,
+    aaaa_after: Duration,
+}
+
+impl Resolve for SplitResolver {
+    fn resolve(&self, base: &mut EventBase, _: &str, _: u16, _: Family, done: ResolveDone) {
+        done(base, Ok(vec![self.v6, self.v4]));
+    }
+
+    fn resolve_parts(
+        &self,
+        base: &mut EventBase,
+        _: &str,
+        _: u16,
+        _: Family,
+        mut part: oxevent_bufferevent::ResolvePart,
+    ) {
+        part(base, Ok(vec![self.v4]), false);
+        let v6 = self.v6;
+        base.once(-1, What::empty(), Some(self.aaaa_after), move |base, _| {
+            part(base, Ok(vec![v6]), true);
+        })
+        .unwrap();
+    }
+}
+
+/// Which family `connect_hostname` connects on when A arrives first and
+/// AAAA `aaaa_after` later, with a listener on each loopback address.
+fn family_connected_with_aaaa_after(aaaa_after: Duration) -> &'static str {
+    let l4 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let l6 = TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, 0)).unwrap();
+    let resolver = SplitResolver {
+        v4: l4.local_addr().unwrap(),
+        v6: l6.local_addr().unwrap(),
+        aaaa_after,
+    };
+    let mut base = base();
+    let bev = BufferEvent::socket(&mut base, None, BevOptions::CLOSE_ON_FREE).unwrap();
+    let got = events_log();
+    let g = got.clone();
+    bev.on_event(&mut base, move |_, _, ev| g.borrow_mut().push(ev))
+        .unwrap();
+    bev.connect_hostname(&mut base, &resolver, Family::Any, "dual.test", 0)
+        .unwrap();
+    assert!(run_until(&mut base, Duration::from_secs(5), |_| !got
+        .borrow()
+        .is_empty()));
+    assert_eq!(got.borrow()[0].what, BevFlags::CONNECTED);
+    l4.set_nonblocking(true).unwrap();
+    l6.set_nonblocking(true).unwrap();
+    let family = match (l4.accept().is_ok(), l6.accept().is_ok()) {
+        (false, true) => "v6",
+        (true, false) => "v4",
+        other => panic!("accepted on (v4, v6) = {other:?}"),
+    };
+    bev.free(&mut base).unwrap();
+    family
+}
+
+#[test]
+fn happy_eyeballs_waits_the_resolution_delay_for_aaaa() {
+    // RFC 8305 section 3: A first, AAAA 10 ms later (inside the 50 ms
+    // resolution delay): the first attempt is on IPv6.
+    let _w = Watchdog::new("resolution delay", Duration::from_secs(20));
+    assert_eq!(
+        family_connected_with_aaaa_after(Duration::from_millis(10)),
+        "v6"
+    );
+}
+
+#[test]
+fn happy_eyeballs_starts_on_ipv4_when_aaaa_is_late() {
+    // AAAA 2 s after A, past the 50 ms resolution delay: IPv4 goes ahead
+    // (and connects long before AAAA comes).
+    let _w = Watchdog::new("late aaaa", Duration::from_secs(20));
+    assert_eq!(
+        family_connected_with_aaaa_after(Duration::from_secs(2)),
+        "v4"
+    );
+}

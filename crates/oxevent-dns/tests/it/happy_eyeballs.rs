@@ -169,3 +169,78 @@ fn connect_hostname_through_our_resolver() {
     );
     let _ = TcpStream::connect(good.local_addr().unwrap());
 }
+
+/// One part of a `resolve_parts` answer: the addresses (or the error) and
+/// whether it was the last part.
+type Part = (Result<Vec<SocketAddr>, String>, bool);
+
+#[test]
+fn resolve_parts_hands_over_each_family_as_it_comes() {
+    // RFC 8305 section 3 needs AAAA and A separately: `Family::Any` gives
+    // two parts (the last one flagged), one family gives one.
+    let _w = Watchdog::new("resolve_parts", Duration::from_secs(30));
+    let mut base = EventBase::new().unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dns_addr = udp.local_addr().unwrap();
+    let _server = ServerPort::new(&mut base, Some(udp), None, |base, mut req| {
+        let q = req.questions()[0].clone();
+        let name = q.name.to_ascii_lowercase();
+        match (name.as_str(), q.qtype) {
+            ("dual.test" | "v4only.test", RecordType::A) => {
+                req.add_a_reply(&q.name, &[Ipv4Addr::new(10, 0, 0, 1)], 60)
+            }
+            ("dual.test", RecordType::AAAA) => {
+                req.add_aaaa_reply(&q.name, &[Ipv6Addr::LOCALHOST], 60)
+            }
+            _ => {}
+        }
+        req.respond(base, Rcode::NOERROR).unwrap();
+    })
+    .unwrap();
+    let dns = DnsBase::new(&mut base, Init::Empty).unwrap();
+    dns.nameserver_sockaddr_add(&mut base, dns_addr).unwrap();
+    let collect = |base: &mut EventBase, host: &str, family: Family| -> Vec<Part> {
+        let parts: Log<Part> = log();
+        let p = parts.clone();
+        dns.resolve_parts(
+            base,
+            host,
+            443,
+            family,
+            Box::new(move |_, r, last| {
+                p.borrow_mut()
+                    .push((r.map_err(|e: io::Error| e.to_string()), last))
+            }),
+        );
+        assert!(run_until(base, Duration::from_secs(10), || parts
+            .borrow()
+            .last()
+            .is_some_and(|(_, last)| *last)));
+        parts.take()
+    };
+    let dual = collect(&mut base, "dual.test", Family::Any);
+    assert_eq!(dual.len(), 2, "{dual:?}");
+    assert!(!dual[0].1 && dual[1].1, "{dual:?}");
+    let mut addrs: Vec<SocketAddr> = dual.iter().flat_map(|(r, _)| r.clone().unwrap()).collect();
+    addrs.sort();
+    assert_eq!(
+        addrs,
+        vec![
+            SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1), 443)),
+            SocketAddr::from((Ipv6Addr::LOCALHOST, 443)),
+        ]
+    );
+    // No AAAA: that part is an error, the A part still comes.
+    let v4only = collect(&mut base, "v4only.test", Family::Any);
+    assert_eq!(v4only.len(), 2, "{v4only:?}");
+    assert_eq!(v4only.iter().filter(|(r, _)| r.is_err()).count(), 1);
+    assert!(
+        v4only
+            .iter()
+            .any(|(r, _)| r.as_ref().is_ok_and(|a| a.len() == 1))
+    );
+    // One family: one part.
+    let one = collect(&mut base, "dual.test", Family::V6);
+    assert_eq!(one.len(), 1, "{one:?}");
+    assert!(one[0].1);
+}
