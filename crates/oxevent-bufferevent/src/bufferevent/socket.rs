@@ -45,7 +45,15 @@ pub(crate) struct SocketState {
     /// The fd is the caller's (no `CLOSE_ON_FREE`): never close it, even
     /// when the base is dropped with the bufferevent still in it.
     keep_open: bool,
-    /// Addresses still to try for `connect_hostname`.
+    /// The state of a `connect_hostname`, boxed: most sockets never have
+    /// one, and it would make every bufferevent's slot larger.
+    race: Option<Box<Race>>,
+}
+
+/// A `connect_hostname` in progress (or its DNS error).
+#[derive(Default)]
+struct Race {
+    /// Addresses still to try.
     pending_addrs: VecDeque<SocketAddr>,
     dns_error: Option<String>,
     /// Happy Eyeballs: connection attempts racing beside the main one.
@@ -53,7 +61,7 @@ pub(crate) struct SocketState {
     /// Starts the next racing attempt after the connection attempt delay.
     race_timer: Option<Event>,
     next_racer: u32,
-    /// `connect_hostname` is resolving: more parts of the answer may come.
+    /// The lookup is running: more parts of the answer may come.
     resolving: bool,
     /// No attempt has started yet: the first one waits for the resolution
     /// delay (A came first, AAAA may follow) or for the rest of the answer.
@@ -87,17 +95,18 @@ impl Drop for SocketState {
 
 impl SocketState {
     pub(crate) fn release(mut self, base: &mut EventBase, options: BevOptions) {
+        let race = self.race.take();
         for ev in [
             self.read_ev.take(),
             self.write_ev.take(),
-            self.race_timer.take(),
+            race.as_ref().and_then(|r| r.race_timer),
         ]
         .into_iter()
         .flatten()
         {
             let _ = base.free(ev);
         }
-        for r in self.racers.drain(..) {
+        for r in race.into_iter().flat_map(|r| r.racers) {
             let _ = base.free(r.ev);
         }
         if let Some(fd) = self.fd.take() {
@@ -108,6 +117,18 @@ impl SocketState {
             release_fd(fd, options);
         }
     }
+}
+
+impl SocketState {
+    /// The `connect_hostname` state, made on first use.
+    fn race(&mut self) -> &mut Race {
+        self.race.get_or_insert_with(Box::default)
+    }
+}
+
+/// The `connect_hostname` state of `key`, if it is racing.
+fn race_of(base: &mut EventBase, key: Key) -> Option<&mut Race> {
+    state_of(base, key).ok()?.race.as_deref_mut()
 }
 
 fn state(d: &mut BevData) -> &mut SocketState {
@@ -318,10 +339,11 @@ impl BufferEvent {
         port: u16,
     ) -> io::Result<()> {
         let s = state_of(base, self.key)?;
-        s.resolving = true;
-        s.not_started = true;
-        s.dns_error = None;
-        s.pending_addrs.clear();
+        let r = s.race();
+        r.resolving = true;
+        r.not_started = true;
+        r.dns_error = None;
+        r.pending_addrs.clear();
         let key = self.key;
         resolver.resolve_parts(
             base,
@@ -342,7 +364,7 @@ impl BufferEvent {
     #[doc(alias = "bufferevent_socket_get_dns_error")]
     pub fn dns_error(self, base: &mut EventBase) -> io::Result<Option<String>> {
         Ok(match &data(base, self.key)?.kind {
-            Kind::Socket(s) => s.dns_error.clone(),
+            Kind::Socket(s) => s.race.as_ref().and_then(|r| r.dns_error.clone()),
             _ => None,
         })
     }
@@ -364,12 +386,13 @@ fn state_of(base: &mut EventBase, key: Key) -> io::Result<&mut SocketState> {
 /// Addresses that come once attempts are running join the queue, still
 /// interleaved by family.
 fn resolved_part(base: &mut EventBase, key: Key, result: io::Result<Vec<SocketAddr>>, last: bool) {
-    let Ok(s) = state_of(base, key) else { return };
-    if !s.resolving {
+    let Ok(st) = state_of(base, key) else { return };
+    let connecting = st.connecting;
+    let Some(s) = st.race.as_deref_mut().filter(|r| r.resolving) else {
         return;
-    }
+    };
     s.resolving = !last;
-    if !s.not_started && !s.connecting {
+    if !s.not_started && !connecting {
         // The race is over (connected, or every address failed): a late
         // part changes nothing.
         return;
@@ -397,8 +420,8 @@ fn resolved_part(base: &mut EventBase, key: Key, result: io::Result<Vec<SocketAd
                 start_attempts(base, key);
             } else if !last {
                 let _ = base.once(-1, What::empty(), Some(RESOLUTION_DELAY), move |base, _| {
-                    if state_of(base, key)
-                        .is_ok_and(|s| s.not_started && !s.pending_addrs.is_empty())
+                    if race_of(base, key)
+                        .is_some_and(|s| s.not_started && !s.pending_addrs.is_empty())
                     {
                         start_attempts(base, key);
                     }
@@ -410,7 +433,7 @@ fn resolved_part(base: &mut EventBase, key: Key, result: io::Result<Vec<SocketAd
         Err(e) if s.pending_addrs.is_empty() => s.dns_error = Some(e.to_string()),
         Err(_) => {}
     }
-    let Ok(s) = state_of(base, key) else { return };
+    let Some(s) = race_of(base, key) else { return };
     if last && s.not_started {
         // The whole answer is in: start on what came, or report the lookup
         // error (no waiting out the resolution delay for a failed AAAA).
@@ -429,7 +452,7 @@ fn resolved_part(base: &mut EventBase, key: Key, result: io::Result<Vec<SocketAd
 
 /// Starts the first connection attempt of `connect_hostname`.
 fn start_attempts(base: &mut EventBase, key: Key) {
-    let Ok(s) = state_of(base, key) else { return };
+    let Some(s) = race_of(base, key) else { return };
     s.not_started = false;
     try_next(base, key, None);
     arm_race(base, key);
@@ -437,7 +460,7 @@ fn start_attempts(base: &mut EventBase, key: Key) {
 
 fn dns_failed(base: &mut EventBase, key: Key, msg: String) {
     if let Ok(s) = state_of(base, key) {
-        s.dns_error = Some(msg);
+        s.race().dns_error = Some(msg);
     }
     eventcb(base, key, BevEvent::new(BevFlags::ERROR, None));
 }
@@ -445,7 +468,7 @@ fn dns_failed(base: &mut EventBase, key: Key, msg: String) {
 /// Connects to the next pending address on a fresh socket, or reports the
 /// last error when none is left.
 fn try_next(base: &mut EventBase, key: Key, last_error: Option<i32>) {
-    let Ok(s) = state_of(base, key) else { return };
+    let Some(s) = race_of(base, key) else { return };
     let Some(addr) = s.pending_addrs.pop_front() else {
         if !s.racers.is_empty() {
             // Attempts are still racing: one of them takes over.
@@ -679,8 +702,13 @@ fn finish_connect(base: &mut EventBase, key: Key) {
     s.connecting = false;
     match err {
         Some(e) => {
-            let racer = (!s.racers.is_empty()).then(|| s.racers.remove(0));
-            let none_left = s.pending_addrs.is_empty();
+            let (racer, none_left) = match s.race.as_deref_mut() {
+                Some(r) => (
+                    (!r.racers.is_empty()).then(|| r.racers.remove(0)),
+                    r.pending_addrs.is_empty(),
+                ),
+                None => (None, true),
+            };
             if let Some(r) = racer {
                 // A racing attempt takes over as the main one, and the
                 // next address starts at once.
@@ -697,7 +725,6 @@ fn finish_connect(base: &mut EventBase, key: Key) {
             }
         }
         None => {
-            s.pending_addrs.clear();
             end_race(base, key);
             let Ok(d) = data(base, key) else { return };
             d.read_suspend &= !suspend::CONNECTING;
@@ -858,8 +885,12 @@ fn interleave(addrs: Vec<SocketAddr>) -> VecDeque<SocketAddr> {
 /// Arms the race timer while addresses are left and the main attempt is
 /// still connecting.
 fn arm_race(base: &mut EventBase, key: Key) {
-    let Ok(s) = state_of(base, key) else { return };
-    if s.pending_addrs.is_empty() || !s.connecting {
+    let Ok(st) = state_of(base, key) else { return };
+    let connecting = st.connecting;
+    let Some(s) = st.race.as_deref_mut() else {
+        return;
+    };
+    if s.pending_addrs.is_empty() || !connecting {
         return;
     }
     let timer = match s.race_timer {
@@ -869,9 +900,9 @@ fn arm_race(base: &mut EventBase, key: Key) {
                 start_racer(base, key);
                 arm_race(base, key);
             });
-            match state_of(base, key) {
-                Ok(s) => s.race_timer = Some(t),
-                Err(_) => {
+            match race_of(base, key) {
+                Some(s) => s.race_timer = Some(t),
+                None => {
                     let _ = base.free(t);
                     return;
                 }
@@ -886,7 +917,7 @@ fn arm_race(base: &mut EventBase, key: Key) {
 /// ones that fail at once).
 fn start_racer(base: &mut EventBase, key: Key) {
     loop {
-        let Ok(s) = state_of(base, key) else { return };
+        let Some(s) = race_of(base, key) else { return };
         let Some(addr) = s.pending_addrs.pop_front() else {
             return;
         };
@@ -913,9 +944,9 @@ fn start_racer(base: &mut EventBase, key: Key) {
             let _ = base.free(ev);
             continue;
         }
-        match state_of(base, key) {
-            Ok(s) => s.racers.push(Racer { id, sock, ev }),
-            Err(_) => {
+        match race_of(base, key) {
+            Some(s) => s.racers.push(Racer { id, sock, ev }),
+            None => {
                 let _ = base.free(ev);
             }
         }
@@ -925,7 +956,7 @@ fn start_racer(base: &mut EventBase, key: Key) {
 
 /// A racing attempt finished connecting, or failed.
 fn racer_ready(base: &mut EventBase, key: Key, id: u32) {
-    let Ok(s) = state_of(base, key) else { return };
+    let Some(s) = race_of(base, key) else { return };
     let Some(i) = s.racers.iter().position(|r| r.id == id) else {
         return;
     };
@@ -961,8 +992,12 @@ fn promote(base: &mut EventBase, key: Key, r: Racer, connected: bool) {
 /// Closes the racing attempts and the race timer.
 fn end_race(base: &mut EventBase, key: Key) {
     let Ok(s) = state_of(base, key) else { return };
-    let racers = std::mem::take(&mut s.racers);
-    let timer = s.race_timer.take();
+    // The race is over: its state goes (no DNS error is set by then).
+    let Some(race) = s.race.take() else { return };
+    let Race {
+        racers, race_timer, ..
+    } = *race;
+    let timer = race_timer;
     for r in racers {
         let _ = base.free(r.ev);
     }
