@@ -389,7 +389,6 @@ const RECV_BATCH: usize = 32;
 const RECV_BUF_LEN: usize = 65536;
 /// Most UDP queries queued during one batch before they are sent at once.
 const MAX_QUEUED: usize = 32;
-const MAX_TCP_FRAME: usize = 65535;
 
 impl DnsBase {
     /// A new resolver in `base` (`evdns_base_new`).
@@ -2160,17 +2159,7 @@ fn on_tcp_read(base: &mut EventBase, h: DnsBase, server: u64, what: What) {
         }
     };
     c.inbuf.extend_from_slice(&recv_buf[..n]);
-    let mut frames = Vec::new();
-    let mut pos = 0;
-    while c.inbuf.len() - pos >= 2 {
-        let len = usize::from(u16::from_be_bytes([c.inbuf[pos], c.inbuf[pos + 1]]));
-        if len > MAX_TCP_FRAME || c.inbuf.len() - pos < 2 + len {
-            break;
-        }
-        frames.push(c.inbuf[pos + 2..pos + 2 + len].to_vec());
-        pos += 2 + len;
-    }
-    c.inbuf.drain(..pos);
+    let frames = wire::split_tcp_frames(&mut c.inbuf);
     for f in frames {
         let Some(r) = get(base, h) else { return };
         let exact = r.opts.randomize_case;

@@ -416,17 +416,7 @@ fn on_client_read(base: &mut EventBase, p: ServerPort, key: Key, peer: SocketAdd
         }
     };
     c.inbuf.extend_from_slice(&buf[..n]);
-    let mut frames = Vec::new();
-    let mut pos = 0;
-    while c.inbuf.len() - pos >= 2 {
-        let len = usize::from(u16::from_be_bytes([c.inbuf[pos], c.inbuf[pos + 1]]));
-        if c.inbuf.len() - pos < 2 + len {
-            break;
-        }
-        frames.push(c.inbuf[pos + 2..pos + 2 + len].to_vec());
-        pos += 2 + len;
-    }
-    c.inbuf.drain(..pos);
+    let frames = wire::split_tcp_frames(&mut c.inbuf);
     for f in frames {
         let Some(c) = port(base, p).and_then(|pt| pt.clients.get_mut(key)) else {
             return;

@@ -597,6 +597,26 @@ pub(crate) fn parse_response_into(
     Ok(())
 }
 
+/// Takes the complete messages off the front of `inbuf`, the bytes read so
+/// far from a DNS-over-TCP stream (each message after its two-byte length,
+/// RFC 1035 section 4.2.2); an incomplete one stays for the next read. A
+/// message is at most 65,535 bytes, so `inbuf` never holds more than one
+/// incomplete message and one read.
+pub(crate) fn split_tcp_frames(inbuf: &mut Vec<u8>) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    let mut pos = 0;
+    while inbuf.len() - pos >= 2 {
+        let len = usize::from(u16::from_be_bytes([inbuf[pos], inbuf[pos + 1]]));
+        if inbuf.len() - pos < 2 + len {
+            break;
+        }
+        frames.push(inbuf[pos + 2..pos + 2 + len].to_vec());
+        pos += 2 + len;
+    }
+    inbuf.drain(..pos);
+    frames
+}
+
 /// Whether the question section of `response` is byte-for-byte the
 /// question of `query` (which ends at `query_qend`); ASCII case is ignored
 /// unless `exact` (0x20 randomisation checks the case too).

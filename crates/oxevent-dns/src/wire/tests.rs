@@ -547,3 +547,18 @@ fn parse_into_a_reused_response_equals_a_fresh_parse() {
         parse_response(cut).map(|_| ())
     );
 }
+
+#[test]
+fn tcp_frames_are_split_whole_and_partial_ones_wait() {
+    let mut inbuf = vec![0, 3, b'a', b'b', b'c', 0, 0, 0, 2, b'x'];
+    assert_eq!(
+        split_tcp_frames(&mut inbuf),
+        vec![b"abc".to_vec(), Vec::new()]
+    );
+    // The third frame is cut after one of its two bytes.
+    assert_eq!(inbuf, vec![0, 2, b'x']);
+    inbuf.push(b'y');
+    inbuf.push(0);
+    assert_eq!(split_tcp_frames(&mut inbuf), vec![b"xy".to_vec()]);
+    assert_eq!(inbuf, vec![0]);
+}
