@@ -827,17 +827,17 @@ fn flush_dirty(base: &mut EventBase) {
             let Some(d) = bevs(base).slab.get_mut(key) else {
                 continue;
             };
-            if d.pending_read || d.pending_write || d.pending_event.is_some() {
+            let d = if d.pending_read || d.pending_write || d.pending_event.is_some() {
                 run_deferred(base, key);
                 let Some(d) = bevs(base).slab.get_mut(key) else {
                     continue;
                 };
-                d.input.run_deferred_callbacks();
-                d.output.run_deferred_callbacks();
+                d
             } else {
-                d.input.run_deferred_callbacks();
-                d.output.run_deferred_callbacks();
-            }
+                d
+            };
+            d.input.run_deferred_callbacks();
+            d.output.run_deferred_callbacks();
         }
         let b = bevs(base);
         if b.dirty.is_empty() {
