@@ -14,7 +14,7 @@
 //! and [`Buffer::write_atmost_socket`], use `recvmsg`/`sendmsg` (no
 //! `FIONREAD`, no `SIGPIPE`): that is what bufferevents use.
 
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, BorrowedFd};
 
 use oxevent_core::fdio;
@@ -25,6 +25,17 @@ use super::{Buffer, BufferError};
 /// Bytes read at a time when a file segment must go through user space
 /// because `sendfile` is not available.
 const FALLBACK_CHUNK: usize = 64 * 1024;
+
+/// How [`Buffer::read_inner`] reads.
+#[derive(Clone, Copy)]
+enum Read {
+    /// `readv`, sized by `FIONREAD`.
+    File,
+    /// One `recv`/`recvmsg`, no `FIONREAD`.
+    Socket,
+    /// As `Socket`, asking for the bytes left (`TCP_INQ`).
+    SocketInq,
+}
 
 impl Buffer {
     /// Reads from `fd` into the end of the buffer: as many bytes as
@@ -39,7 +50,7 @@ impl Buffer {
     #[doc(alias = "evbuffer_read")]
     #[doc(alias = "evbuffer_set_max_read")]
     pub fn read_from(&mut self, fd: BorrowedFd<'_>, max: usize) -> Result<usize, BufferError> {
-        self.read_inner(fd, max, false)
+        self.read_inner(fd, max, Read::File).map(|(n, _)| n)
     }
 
     /// Reads from the socket `fd` into the end of the buffer, at most `max`
@@ -55,11 +66,11 @@ impl Buffer {
         fd: BorrowedFd<'_>,
         max: usize,
     ) -> Result<usize, BufferError> {
-        match self.read_inner(fd, max, true) {
+        match self.read_inner(fd, max, Read::Socket) {
             Err(BufferError::Io(e)) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
                 self.read_from(fd, max)
             }
-            other => other,
+            other => other.map(|(n, _)| n),
         }
     }
 
@@ -71,15 +82,24 @@ impl Buffer {
     /// the next reads (so that those read straight into it). Reading into
     /// fresh space would need it zeroed first (no unsafe here), and zeroing
     /// 16 KiB for every 4 KiB message costs more than copying the 4 KiB that
-    /// came. Returns the bytes read; `Ok(0)` is end of file.
+    /// came. Returns the bytes read (`0` is end of file) and, with `inq` (a
+    /// TCP socket with `fdio::enable_tcp_inq` on), how many bytes the kernel
+    /// still held right after the read, when it said.
     pub(crate) fn read_socket_via(
         &mut self,
         fd: BorrowedFd<'_>,
         max: usize,
         scratch: &mut Vec<u8>,
-    ) -> Result<usize, BufferError> {
+        inq: bool,
+    ) -> Result<(usize, Option<usize>), BufferError> {
+        let mode = if inq { Read::SocketInq } else { Read::Socket };
         if self.can_reserve_cheaply(max) {
-            return self.read_from_socket(fd, max);
+            return match self.read_inner(fd, max, mode) {
+                Err(BufferError::Io(e)) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
+                    self.read_from(fd, max).map(|n| (n, None))
+                }
+                other => other,
+            };
         }
         self.check_end()?;
         if max == 0 {
@@ -89,14 +109,19 @@ impl Buffer {
             // Grows to the largest max single read in use, once per base.
             scratch.resize(max, 0);
         }
-        let n = loop {
-            match fdio::recv(fd, &mut scratch[..max]) {
+        let (n, left) = loop {
+            let r = if inq {
+                fdio::recv_vectored_inq(fd, &mut [IoSliceMut::new(&mut scratch[..max])])
+            } else {
+                fdio::recv(fd, &mut scratch[..max]).map(|n| (n, None))
+            };
+            match r {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
-                    return self.read_from(fd, max);
+                    return self.read_from(fd, max).map(|n| (n, None));
                 }
                 Err(e) => return Err(BufferError::Io(e)),
-                Ok(n) => break n,
+                Ok(r) => break r,
             }
         };
         if n > 0 {
@@ -105,34 +130,33 @@ impl Buffer {
             }
             self.add(&scratch[..n])?;
         }
-        Ok(n)
+        Ok((n, left))
     }
 
     fn read_inner(
         &mut self,
         fd: BorrowedFd<'_>,
         max: usize,
-        socket: bool,
-    ) -> Result<usize, BufferError> {
+        mode: Read,
+    ) -> Result<(usize, Option<usize>), BufferError> {
         self.check_end()?;
         if max == 0 {
             return Err(BufferError::ZeroLimit);
         }
-        let want = if socket {
-            max
-        } else {
-            match fdio::bytes_readable(fd) {
+        let want = match mode {
+            Read::File => match fdio::bytes_readable(fd) {
                 Ok(n) if n > 0 => n.min(max),
                 _ => max,
-            }
+            },
+            Read::Socket | Read::SocketInq => max,
         };
         let got = {
             let mut r = self.reserve_capped(want, want)?;
             loop {
-                let res = if socket {
-                    fdio::recv_vectored(fd, &mut r)
-                } else {
-                    fdio::readv(fd, &mut r)
+                let res = match mode {
+                    Read::File => fdio::readv(fd, &mut r).map(|n| (n, None)),
+                    Read::Socket => fdio::recv_vectored(fd, &mut r).map(|n| (n, None)),
+                    Read::SocketInq => fdio::recv_vectored_inq(fd, &mut r),
                 };
                 match res {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -141,7 +165,7 @@ impl Buffer {
             }
         };
         let r = match got {
-            Ok(n) => self.commit(n).map(|()| n),
+            Ok((n, left)) => self.commit(n).map(|()| (n, left)),
             Err(e) => {
                 self.resv = None;
                 Err(BufferError::Io(e))

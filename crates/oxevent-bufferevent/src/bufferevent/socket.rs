@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
-use oxevent_core::{Event, EventBase, Features, What, util};
+use oxevent_core::{Event, EventBase, Features, What, fdio, util};
 use socket2::{Domain, SockRef, Socket, Type};
 
 use super::rate;
@@ -39,6 +39,11 @@ pub(crate) struct SocketState {
     /// Edge-triggered: the peer's end of stream was reported, so reads go
     /// on (each one re-activating the event) until one returns it.
     peer_closed: bool,
+    /// Edge-triggered over TCP with `TCP_INQ` on: each read also says how
+    /// much the kernel still holds, so a read that filled the max single
+    /// read and drained the socket needs no second `recv` to find
+    /// `WouldBlock`.
+    inq: bool,
     /// Timeouts changed: re-add armed events with the new values.
     pub(crate) rearm: bool,
     connecting: bool,
@@ -239,7 +244,10 @@ impl BufferEvent {
             }
         };
         let keep_open = !data(base, key)?.options.contains(BevOptions::CLOSE_ON_FREE);
+        // One `setsockopt` per socket; refused (and not used) for non-TCP.
+        let inq = edge && fdio::enable_tcp_inq(fd.as_fd()).is_ok();
         let s = state_of(base, key)?;
+        s.inq = inq;
         s.fd = Some(fd);
         s.keep_open = keep_open;
         s.read_ev = Some(read_ev);
@@ -617,15 +625,15 @@ fn on_read(base: &mut EventBase, key: Key, what: What) {
     let Some(fd) = s.fd.as_ref() else { return };
     s.peer_closed |= s.edge && what.contains(What::CLOSED);
     let (again, peer_closed) = (if s.edge { s.read_ev } else { None }, s.peer_closed);
-    match read_socket(fd.as_fd(), &mut d.input, scratch, max) {
-        Ok(0) => fail(
+    match d.input.read_socket_via(fd.as_fd(), max, scratch, s.inq) {
+        Ok((0, _)) => fail(
             base,
             key,
             What::READ,
             BevFlags::READING | BevFlags::EOF,
             None,
         ),
-        Ok(n) => {
+        Ok((n, left)) => {
             // The input changed: its deferred callbacks run at the next flush.
             let add_virtual = note_dirty(d, key, dirty, virtual_held);
             let changed = update_read_wm(d);
@@ -633,10 +641,13 @@ fn on_read(base: &mut EventBase, key: Key, what: What) {
             if add_virtual {
                 base.add_virtual();
             }
-            if let Some(ev) = again.filter(|_| n == max || peer_closed) {
+            if let Some(ev) = again.filter(|_| (n == max && left != Some(0)) || peer_closed) {
                 // Edge-triggered and maybe not drained (or the peer closed
                 // and its end is still to be read): read again in the next
-                // pass, after the other ready sockets.
+                // pass, after the other ready sockets. With `TCP_INQ` the
+                // kernel said whether anything is left: a read that took
+                // exactly what was queued costs no `recv` that finds
+                // `WouldBlock` (the next data raises an edge).
                 let _ = base.activate(ev, What::READ, 1);
             }
             if limited {
@@ -1013,18 +1024,6 @@ pub(crate) fn family_matches(family: Family, addr: &SocketAddr) -> bool {
         Family::V4 => addr.is_ipv4(),
         Family::V6 => addr.is_ipv6(),
     }
-}
-
-/// Reads up to `max` bytes from the socket into `input` with one `recv`
-/// (see `Buffer::read_socket_via`). Returns the bytes read; `Ok(0)` is end
-/// of file.
-fn read_socket(
-    fd: std::os::fd::BorrowedFd<'_>,
-    input: &mut crate::buffer::Buffer,
-    scratch: &mut Vec<u8>,
-    max: usize,
-) -> Result<usize, BufferError> {
-    input.read_socket_via(fd, max, scratch)
 }
 
 #[cfg(test)]

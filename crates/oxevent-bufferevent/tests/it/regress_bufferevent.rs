@@ -564,6 +564,59 @@ fn max_single_read_bounds_each_read() {
     );
 }
 
+/// Over TCP (where `TCP_INQ` tells the reader what is left): reads that take
+/// exactly the max single read, with nothing or something left behind,
+/// then more data after a pause, then the peer's end: every byte and the
+/// end of file arrive.
+#[test]
+fn tcp_reads_of_exactly_the_max_lose_nothing() {
+    let _w = Watchdog::new("tcp max reads", Duration::from_secs(20));
+    let mut base = base();
+    let (mut peer, ours) = oxevent_test_support::tcp_pair();
+    let b = BufferEvent::socket(
+        &mut base,
+        Some(OwnedFd::from(ours)),
+        BevOptions::CLOSE_ON_FREE,
+    )
+    .unwrap();
+    b.set_max_single_read(&mut base, 100).unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    b.on_read(&mut base, move |base, me| {
+        let input = me.input(base).unwrap();
+        let n = input.len();
+        assert!(n <= 100, "one read of at most the max: {n}");
+        let mut chunk = vec![0; n];
+        assert_eq!(input.remove(&mut chunk).unwrap(), n);
+        g.borrow_mut().extend(chunk);
+    })
+    .unwrap();
+    let eof = Rc::new(Cell::new(false));
+    let e = eof.clone();
+    b.on_event(&mut base, move |_, _, ev| {
+        if ev.what.contains(BevFlags::EOF) {
+            e.set(true);
+        }
+    })
+    .unwrap();
+    b.enable(&mut base, What::READ).unwrap();
+    let data = pattern(100 + 100 + 250);
+    let mut sent = 0;
+    for chunk in [100, 100, 250] {
+        peer.write_all(&data[sent..sent + chunk]).unwrap();
+        sent += chunk;
+        assert!(
+            run_until(&mut base, Duration::from_secs(5), |_b| got.borrow().len()
+                == sent),
+            "{} of {sent}",
+            got.borrow().len()
+        );
+    }
+    drop(peer);
+    assert!(run_until(&mut base, Duration::from_secs(5), |_b| eof.get()));
+    assert_eq!(*got.borrow(), data);
+}
+
 /// The inodes of the sockets this process has open (other tests run in
 /// parallel, so counting fds would be racy; inodes identify our sockets).
 fn open_socket_inodes() -> std::collections::HashSet<u64> {
