@@ -1,5 +1,6 @@
 //! Safe wrappers over the fd I/O system calls that the buffer layer needs:
-//! `read`, `readv`, `write`, `writev`, `sendfile`, `pread` and `FIONREAD`;
+//! `read`, `readv`, `write`, `writev`, `sendfile`, `pread`, `FIONREAD` and
+//! `recvmsg` with `TCP_INQ`;
 //! and the datagram batches the DNS resolver uses (`recvmmsg`, `sendmmsg`).
 //!
 //! Every function takes a [`BorrowedFd`], so the fd is open for the whole
@@ -390,6 +391,30 @@ pub fn shutdown_write(fd: std::os::fd::RawFd) -> io::Result<()> {
     cvt(r as isize).map(drop)
 }
 
+/// [`send`] on a raw fd: for a layer that must send from inside a callback
+/// that cannot carry a borrowed fd (OpenSSL writing a record through the
+/// `Write` of the in-memory transport of `oxevent-openssl`, which lends it
+/// the socket's number for the duration of one step).
+///
+/// As for [`shutdown_write`], that is sound: the call only reads `buf`,
+/// and an fd that is closed or not a socket gets an error (`EBADF`,
+/// `ENOTSOCK`). The caller must pass a socket it owns or borrows for the
+/// duration of the call, as with any raw fd.
+///
+/// # Errors
+///
+/// As [`send`].
+pub fn send_raw(fd: std::os::fd::RawFd, buf: &[u8]) -> io::Result<usize> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let flags = libc::MSG_NOSIGNAL;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let flags = 0;
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes during the call;
+    // `send` touches no other memory of ours, and a bad fd is an error.
+    let r = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) };
+    cvt(r)
+}
+
 /// Asks the kernel to report, with every `recvmsg` on the TCP socket `fd`,
 /// how many bytes are still queued after the read (`TCP_INQ`, Linux 4.18
 /// and later): see [`recv_vectored_inq`].
@@ -505,6 +530,17 @@ mod tests {
         a.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"late");
         assert!(shutdown_write(-1).is_err());
+    }
+
+    #[test]
+    fn send_raw_sends_and_reports_bad_fds() {
+        use std::io::Read;
+        let (a, mut b) = UnixStream::pair().unwrap();
+        assert_eq!(send_raw(a.as_raw_fd(), b"raw").unwrap(), 3);
+        let mut buf = [0u8; 3];
+        b.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"raw");
+        assert_eq!(send_raw(-1, b"x").unwrap_err().raw_os_error(), Some(libc::EBADF));
     }
 
     #[test]
