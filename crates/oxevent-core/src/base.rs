@@ -1768,34 +1768,41 @@ impl EventBase {
     /// base, so that every callback, which gets `&mut EventBase`, can reach
     /// them: `oxevent-bufferevent` keeps its bufferevents here, in a slab with
     /// generational handles, exactly as the base keeps its events. There are
-    /// few extension types, so lookup is a short linear scan, and the one
-    /// found is moved to the front, so the layer in use (the bufferevents,
-    /// most of the time) is found at the first comparison.
+    /// few extension types, so lookup is a short linear scan: the first two
+    /// entries are checked inline, and one found further back is swapped
+    /// into the second place, so that the two layers in use together (the
+    /// bufferevents and the protocol above them) are both found without a
+    /// call.
     #[inline]
     pub fn extension<T: std::any::Any + Default>(&mut self) -> &mut T {
         let id = std::any::TypeId::of::<T>();
-        if self.extensions.first().is_none_or(|(t, _)| *t != id) {
-            self.extension_to_front::<T>(id);
-        }
-        self.extensions[0]
+        let i = match self.extensions.as_slice() {
+            [(t, _), ..] if *t == id => 0,
+            [_, (t, _), ..] if *t == id => 1,
+            _ => self.extension_slow::<T>(id),
+        };
+        self.extensions[i]
             .1
             .downcast_mut::<T>()
             .expect("the TypeId matched")
     }
 
     /// The slow path of [`extension`](Self::extension): moves `T`'s entry
-    /// to the front, creating it first if needed.
+    /// to the second place (the first if it is alone), creating it first if
+    /// needed, and returns its index.
     #[cold]
     #[inline(never)]
-    fn extension_to_front<T: std::any::Any + Default>(&mut self, id: std::any::TypeId) {
-        match self.extensions.iter().position(|(t, _)| *t == id) {
-            Some(i) => self.extensions.swap(0, i),
+    fn extension_slow<T: std::any::Any + Default>(&mut self, id: std::any::TypeId) -> usize {
+        let i = match self.extensions.iter().position(|(t, _)| *t == id) {
+            Some(i) => i,
             None => {
                 self.extensions.push((id, Box::new(T::default())));
-                let last = self.extensions.len() - 1;
-                self.extensions.swap(0, last);
+                self.extensions.len() - 1
             }
-        }
+        };
+        let to = i.min(1);
+        self.extensions.swap(to, i);
+        to
     }
 
     /// The extension state `T` if it exists, without creating it.
