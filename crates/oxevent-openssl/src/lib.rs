@@ -8,10 +8,11 @@
 //! modes, as in libevent:
 //!
 //! - **socket mode** ([`socket_new`], `bufferevent_openssl_socket_new`):
-//!   it owns an fd. It is built as a TLS filter over a private socket
-//!   bufferevent, and shows as a socket bufferevent: [`BufferEvent::fd`] is
-//!   the socket's, [`BufferEvent::underlying`] is `None`, timeouts are the
-//!   socket's, and [`connect`] connects it;
+//!   it owns an fd. It is one socket bufferevent whose reads and writes
+//!   the TLS layer drives (its [`oxevent_bufferevent::bufferevent::Transport`]):
+//!   [`BufferEvent::fd`] is its socket, [`BufferEvent::underlying`] is
+//!   `None`, timeouts are its own, and [`connect`] (or
+//!   [`BufferEvent::connect`]) connects it;
 //! - **filter mode** ([`filter_new`], `bufferevent_openssl_filter_new`):
 //!   it wraps any bufferevent (a socket, a pair, another filter).
 //!
@@ -25,12 +26,15 @@
 //!
 //! OpenSSL never touches a socket itself: it runs over an in-memory
 //! transport (`openssl::ssl::SslStream` over two
-//! [`oxevent_bufferevent::Buffer`]s), fed by the underlying bufferevent
-//! through the filter hook ([`oxevent_bufferevent::bufferevent::Filter`]).
-//! In socket mode the transport sends each finished record straight to
-//! the socket while nothing is queued (one copy less per record), and
-//! hands the rest to the socket bufferevent. There are no raw BIO calls,
-//! and this crate has no `unsafe` code (see `docs/design/0004-tls.md`).
+//! [`oxevent_bufferevent::Buffer`]s). In socket mode the socket is read
+//! straight into that transport's receive buffer, and each record OpenSSL
+//! finishes is sent straight from OpenSSL's buffer while nothing is queued
+//! (what the socket does not take waits in the send buffer, with the write
+//! event armed). In filter mode the transport is fed by the underlying
+//! bufferevent through the filter hook
+//! ([`oxevent_bufferevent::bufferevent::Filter`]). There are no raw BIO
+//! calls, and this crate has no `unsafe` code (see
+//! `docs/design/0004-tls.md`).
 //!
 //! # Behaviour
 //!
@@ -89,7 +93,7 @@ use std::os::fd::OwnedFd;
 
 use openssl::ssl::{Ssl, SslRef};
 use oxevent_bufferevent::{BevOptions, BufferEvent};
-use oxevent_core::{EventBase, What};
+use oxevent_core::EventBase;
 
 pub use config::{
     client_connector, client_ssl, insecure_client_ssl, server_acceptor, server_acceptor_from,
@@ -163,21 +167,6 @@ impl std::ops::BitOr for SslFlags {
     }
 }
 
-/// The most ciphertext the private socket of a socket-mode TLS bufferevent
-/// reads at once: room for several full records (16 KiB of plaintext is
-/// 16,406 bytes of TLS 1.3 record), so a 16 KiB message costs one `recv`.
-/// (Receiving record bodies straight into OpenSSL's buffer instead saves a
-/// copy but costs two more `recv` per record: measured slower, see
-/// `docs/design/0004-tls.md`.)
-const SOCKET_MAX_READ: usize = 64 * 1024;
-
-/// The read high watermark of the private socket bufferevent: the most
-/// ciphertext left waiting below the TLS layer's own queue.
-const UNDER_READ_HIGH: usize = 2 * SOCKET_MAX_READ;
-
-/// The most ciphertext the private socket writes at once.
-const SOCKET_MAX_WRITE: usize = 256 * 1024;
-
 /// A TLS bufferevent over `fd`, or over no fd yet for [`connect`]
 /// (`bufferevent_openssl_socket_new`). `ssl` is configured beforehand (SNI,
 /// ALPN, verification: see [`client_ssl`] and [`server_ssl`]). With
@@ -196,32 +185,15 @@ pub fn socket_new(
     state: TlsState,
     options: BevOptions,
 ) -> io::Result<BufferEvent> {
-    // The transport keeps a duplicate of the socket to send on directly.
-    let dup = fd.as_ref().map(OwnedFd::try_clone).transpose()?;
-    let sock_opts = if options.contains(BevOptions::CLOSE_ON_FREE) {
-        BevOptions::CLOSE_ON_FREE
-    } else {
-        BevOptions::empty()
-    };
-    let under = BufferEvent::socket(base, fd, sock_opts)?;
-    under.set_max_single_read(base, SOCKET_MAX_READ)?;
-    // At most this much ciphertext waits below the TLS layer (which takes
-    // in four records at a time): past it the socket stops reading.
-    under.set_watermark(base, What::READ, 0, UNDER_READ_HIGH)?;
-    // A full record is 16,406 bytes: the default 16 KiB max write would send
-    // each in two pieces.
-    under.set_max_single_write(base, SOCKET_MAX_WRITE)?;
-    // The private socket bufferevent always goes with the TLS one.
-    let bev = match filter_new(base, under, ssl, state, options | BevOptions::CLOSE_ON_FREE) {
-        Ok(b) => b,
-        Err(e) => {
-            let _ = under.free(base);
-            return Err(e);
-        }
-    };
-    bev.set_filter_socket_mode(base, true)?;
-    if let Some(dup) = dup {
-        bev.filter_hook::<TlsFilter>(base)?.set_socket(dup);
+    let tls = TlsFilter::new(ssl, state).map_err(|e| io::Error::other(TlsError::Stack(e)))?;
+    let bev = BufferEvent::socket_with_transport(base, fd, Box::new(tls), options)?;
+    if let Err(e) = bev.with_transport_hook::<TlsFilter, _>(base, |t, cx| {
+        t.attach(cx);
+        t.start(cx);
+        t.detach();
+    }) {
+        let _ = bev.free(base);
+        return Err(e);
     }
     Ok(bev)
 }
@@ -258,20 +230,26 @@ pub fn filter_new(
 /// the OS error creating the socket.
 #[doc(alias = "bufferevent_socket_connect")]
 pub fn connect(base: &mut EventBase, bev: BufferEvent, addr: SocketAddr) -> io::Result<()> {
-    bev.filter_hook::<TlsFilter>(base)?;
-    let under = bev.filter_underlying(base)?;
-    if under.fd(base)?.is_none() {
-        // Make the socket here, so that the transport gets its duplicate.
-        let sock = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::STREAM.nonblocking().cloexec(),
-            None,
-        )?;
-        let dup = OwnedFd::from(sock.try_clone()?);
-        under.setfd(base, sock.into())?;
-        bev.filter_hook::<TlsFilter>(base)?.set_socket(dup);
+    if socket_mode(bev, base) {
+        return bev.connect(base, addr);
     }
-    under.connect(base, addr)
+    // Filter mode over a socket bufferevent: connect that.
+    bev.filter_hook::<TlsFilter>(base)?;
+    bev.filter_underlying(base)?.connect(base, addr)
+}
+
+/// Whether `bev` is a socket-mode TLS bufferevent.
+fn socket_mode(bev: BufferEvent, base: &mut EventBase) -> bool {
+    bev.transport_hook::<TlsFilter>(base).is_ok()
+}
+
+/// The TLS state machine of a TLS bufferevent, in either mode.
+fn tls(bev: BufferEvent, base: &mut EventBase) -> io::Result<&mut TlsFilter> {
+    if socket_mode(bev, base) {
+        bev.transport_hook::<TlsFilter>(base)
+    } else {
+        bev.filter_hook::<TlsFilter>(base)
+    }
 }
 
 /// TLS operations on a [`BufferEvent`] made by [`socket_new`] or
@@ -312,9 +290,9 @@ pub trait SslBufferEvent: Copy {
     fn initial_state(self, base: &mut EventBase) -> io::Result<TlsState>;
 
     /// Ciphertext received from the peer and not decrypted yet: what the
-    /// TLS layer has taken in (at most four records) plus what waits in
-    /// the underlying bufferevent's input (bounded in socket mode by its
-    /// read watermark).
+    /// TLS layer has taken in (at most four records; in socket mode the
+    /// socket is not read past that), plus, in filter mode, what waits in
+    /// the underlying bufferevent's input.
     ///
     /// # Errors
     ///
@@ -386,37 +364,32 @@ pub trait SslBufferEvent: Copy {
 
 impl SslBufferEvent for BufferEvent {
     fn ssl(self, base: &mut EventBase) -> io::Result<&SslRef> {
-        Ok(self.filter_hook::<TlsFilter>(base)?.stream.ssl())
+        Ok(tls(self, base)?.stream.ssl())
     }
 
     fn openssl_error(self, base: &mut EventBase) -> io::Result<Option<TlsError>> {
-        Ok(self
-            .filter_hook::<TlsFilter>(base)?
-            .error
-            .take()
-            .map(|e| *e))
+        Ok(tls(self, base)?.error.take().map(|e| *e))
     }
 
     fn is_handshake_done(self, base: &mut EventBase) -> io::Result<bool> {
-        Ok(self.filter_hook::<TlsFilter>(base)?.is_open())
+        Ok(tls(self, base)?.is_open())
     }
 
     fn initial_state(self, base: &mut EventBase) -> io::Result<TlsState> {
-        Ok(self.filter_hook::<TlsFilter>(base)?.initial)
+        Ok(tls(self, base)?.initial)
     }
 
     fn pending_ciphertext(self, base: &mut EventBase) -> io::Result<usize> {
-        let held = self
-            .filter_hook::<TlsFilter>(base)?
-            .stream
-            .get_ref()
-            .rx_len();
+        let held = tls(self, base)?.stream.get_ref().rx_len();
+        if socket_mode(self, base) {
+            return Ok(held);
+        }
         let under = self.filter_underlying(base)?;
         Ok(held + under.input(base)?.len())
     }
 
     fn set_allow_dirty_shutdown(self, base: &mut EventBase, allow: bool) -> io::Result<()> {
-        let f = self.filter_hook::<TlsFilter>(base)?;
+        let f = tls(self, base)?;
         f.flags = if allow {
             f.flags.union(SslFlags::DIRTY_SHUTDOWN)
         } else {
@@ -426,30 +399,27 @@ impl SslBufferEvent for BufferEvent {
     }
 
     fn allow_dirty_shutdown(self, base: &mut EventBase) -> io::Result<bool> {
-        Ok(self
-            .filter_hook::<TlsFilter>(base)?
-            .flags
-            .contains(SslFlags::DIRTY_SHUTDOWN))
+        Ok(tls(self, base)?.flags.contains(SslFlags::DIRTY_SHUTDOWN))
     }
 
     fn ssl_flags(self, base: &mut EventBase) -> io::Result<SslFlags> {
-        Ok(self.filter_hook::<TlsFilter>(base)?.flags)
+        Ok(tls(self, base)?.flags)
     }
 
     fn set_ssl_flags(self, base: &mut EventBase, flags: SslFlags) -> io::Result<SslFlags> {
-        let f = self.filter_hook::<TlsFilter>(base)?;
+        let f = tls(self, base)?;
         f.flags = f.flags.union(flags);
         Ok(f.flags)
     }
 
     fn clear_ssl_flags(self, base: &mut EventBase, flags: SslFlags) -> io::Result<SslFlags> {
-        let f = self.filter_hook::<TlsFilter>(base)?;
+        let f = tls(self, base)?;
         f.flags = f.flags.difference(flags);
         Ok(f.flags)
     }
 
     fn renegotiate(self, base: &mut EventBase) -> io::Result<()> {
-        self.filter_hook::<TlsFilter>(base)?;
+        tls(self, base)?;
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "TLS renegotiation is not supported",
@@ -457,6 +427,14 @@ impl SslBufferEvent for BufferEvent {
     }
 
     fn shutdown(self, base: &mut EventBase) -> io::Result<()> {
-        self.with_filter_hook::<TlsFilter, _>(base, |t, cx| t.shutdown(cx))
+        if socket_mode(self, base) {
+            self.with_transport_hook::<TlsFilter, _>(base, |t, cx| {
+                t.attach(cx);
+                t.shutdown(cx);
+                t.detach();
+            })
+        } else {
+            self.with_filter_hook::<TlsFilter, _>(base, |t, cx| t.shutdown(cx))
+        }
     }
 }

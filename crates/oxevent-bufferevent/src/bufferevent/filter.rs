@@ -166,13 +166,18 @@ pub trait Filter: 'static {
     fn as_any(&mut self) -> &mut dyn Any;
 }
 
-/// The two kinds of filter.
+/// The two kinds of filter. The closures are boxed together, so that the
+/// hook is two words and a filter's state no larger than a socket's (the
+/// size of every bufferevent's slot).
 enum Hook {
-    Fns {
-        input: Option<FilterFn>,
-        output: Option<FilterFn>,
-    },
+    Fns(Box<Fns>),
     Obj(Box<dyn Filter>),
+}
+
+/// The closures of a closure filter.
+struct Fns {
+    input: Option<FilterFn>,
+    output: Option<FilterFn>,
 }
 
 /// The filter side of a bufferevent.
@@ -185,8 +190,10 @@ pub(crate) struct FilterState {
     pub(crate) socket_mode: bool,
     /// Whether the underlying bufferevent was last told to read.
     under_reading: bool,
-    /// The timeouts last handed to the underlying bufferevent.
-    under_timeouts: (Option<Duration>, Option<Duration>),
+    /// The timeouts last handed to the underlying bufferevent, packed
+    /// ([`pack_timeout`]): 16 bytes instead of 32 keep this state no larger
+    /// than a socket's, and so every bufferevent's slot smaller.
+    under_timeouts: [u64; 2],
 }
 
 impl FilterState {
@@ -245,7 +252,12 @@ impl BufferEvent {
         output: Option<FilterFn>,
         options: BevOptions,
     ) -> io::Result<Self> {
-        Self::new_filter(base, under, Hook::Fns { input, output }, options)
+        Self::new_filter(
+            base,
+            under,
+            Hook::Fns(Box::new(Fns { input, output })),
+            options,
+        )
     }
 
     /// A bufferevent that filters `under` through a [`Filter`] object: as
@@ -278,7 +290,7 @@ impl BufferEvent {
                     hook: Some(hook),
                     socket_mode: false,
                     under_reading: false,
-                    under_timeouts: (None, None),
+                    under_timeouts: [pack_timeout(None); 2],
                 }),
                 options,
             ),
@@ -351,7 +363,7 @@ impl BufferEvent {
         };
         match state_of(base, self.key)?.hook.as_mut() {
             Some(Hook::Obj(h)) => h.as_any().downcast_mut::<T>().ok_or_else(wrong),
-            Some(Hook::Fns { .. }) => Err(wrong()),
+            Some(Hook::Fns(_)) => Err(wrong()),
             None => Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 "the filter is running",
@@ -486,7 +498,8 @@ fn call_dir(dir: Dir) -> impl FnMut(&mut Hook, &mut FilterCtx<'_>) -> FilterResu
             Dir::Input => h.on_input(cx),
             Dir::Output => h.on_output(cx),
         },
-        Hook::Fns { input, output } => {
+        Hook::Fns(fns) => {
+            let Fns { input, output } = &mut **fns;
             let (f, src, dst, limit) = match dir {
                 Dir::Input => (input, &mut *cx.under_input, &mut *cx.input, cx.limit),
                 Dir::Output => (output, &mut *cx.output, &mut *cx.under_output, None),
@@ -645,9 +658,10 @@ pub(crate) fn sync(base: &mut EventBase, key: Key) -> io::Result<()> {
     let s = state(d);
     let under = BufferEvent { key: s.under };
     let (was, old_timeouts) = (s.under_reading, s.under_timeouts);
+    let packed = [pack_timeout(timeouts.0), pack_timeout(timeouts.1)];
     s.under_reading = want;
-    s.under_timeouts = timeouts;
-    if timeouts != old_timeouts {
+    s.under_timeouts = packed;
+    if packed != old_timeouts {
         under.set_timeouts(base, timeouts.0, timeouts.1)?;
     }
     if want && !was {
@@ -656,6 +670,14 @@ pub(crate) fn sync(base: &mut EventBase, key: Key) -> io::Result<()> {
         under.disable(base, What::READ)?;
     }
     Ok(())
+}
+
+/// A timeout as one word for comparison: nanoseconds (saturating), or
+/// `u64::MAX` for none.
+fn pack_timeout(t: Option<Duration>) -> u64 {
+    t.map_or(u64::MAX, |d| {
+        u64::try_from(d.as_nanos()).map_or(u64::MAX - 1, |n| n.min(u64::MAX - 1))
+    })
 }
 
 /// The per-iteration flush of a filter: output goes down, and input is

@@ -49,6 +49,7 @@ mod pair;
 mod rate;
 mod resolve;
 mod socket;
+mod transport;
 
 use std::fmt;
 use std::io;
@@ -63,6 +64,7 @@ use crate::slab::{Key, Slab, stale};
 pub use filter::{Filter, FilterCtx, FilterFn, FilterResult};
 pub use rate::RateGroup;
 pub use resolve::{BlockingResolver, Family, Resolve, ResolveDone, ResolvePart};
+pub use transport::{Transport, TransportCtx};
 
 /// The default most bytes read or written at once (libevent 2.2's 16 KiB).
 pub const DEFAULT_MAX_SINGLE: usize = 16 * 1024;
@@ -667,7 +669,9 @@ impl BufferEvent {
     /// output to the partner now, ignoring watermarks; with
     /// [`FlushMode::Finished`] the other side then sees EOF. For a filter,
     /// runs the output filter with the mode. For a socket, tries to write
-    /// the output now. Returns whether anything was moved.
+    /// the output now; for a socket with a [`Transport`], runs it with the
+    /// mode (a TLS session sends close_notify on `Finished`). Returns
+    /// whether anything was moved.
     ///
     /// # Errors
     ///
@@ -675,12 +679,14 @@ impl BufferEvent {
     #[doc(alias = "bufferevent_flush")]
     pub fn flush(self, base: &mut EventBase, what: What, mode: FlushMode) -> io::Result<bool> {
         let kind = match &self.data(base)?.kind {
+            Kind::Socket(s) if s.transport.is_some() => 3,
             Kind::Socket(_) => 0,
             Kind::Pair(_) => 1,
             Kind::Filter(_) => 2,
         };
         match kind {
             0 => Ok(what.contains(What::WRITE) && socket::flush_write(base, self.key) > 0),
+            3 => transport::flush(base, self.key, what, mode),
             1 => pair::flush(base, self.key, what, mode),
             _ => filter::flush(base, self.key, what, mode),
         }

@@ -15,10 +15,12 @@ use socket2::{Domain, SockRef, Socket, Type};
 
 use super::rate;
 use super::{
-    BevData, BevEvent, BevFlags, BevOptions, BufferEvent, Family, Kind, Resolve, data, eventcb,
-    readcb, release_fd, suspend, update_read_wm, writecb,
+    BevData, BevEvent, BevFlags, BevOptions, BufferEvent, Family, Kind, Resolve, data, readcb,
+    release_fd, suspend, update_read_wm, writecb,
 };
 use super::{Bevs, bevs, note_dirty};
+// A socket's own events go through its transport, if it has one.
+use super::transport::{self, eventcb};
 use crate::buffer::BufferError;
 use crate::slab::Key;
 
@@ -35,10 +37,10 @@ pub(crate) struct SocketState {
     /// its own event when it stopped before the socket was drained (a read
     /// or write of the whole max single size) and when it re-arms an event
     /// (the edge may have come while it was disarmed).
-    edge: bool,
+    pub(crate) edge: bool,
     /// Edge-triggered: the peer's end of stream was reported, so reads go
     /// on (each one re-activating the event) until one returns it.
-    peer_closed: bool,
+    pub(crate) peer_closed: bool,
     /// Edge-triggered over TCP with `TCP_INQ` on: each read also says how
     /// much the kernel still holds, so a read that filled the max single
     /// read and drained the socket needs no second `recv` to find
@@ -46,13 +48,16 @@ pub(crate) struct SocketState {
     inq: bool,
     /// Timeouts changed: re-add armed events with the new values.
     pub(crate) rearm: bool,
-    connecting: bool,
+    pub(crate) connecting: bool,
     /// The fd is the caller's (no `CLOSE_ON_FREE`): never close it, even
     /// when the base is dropped with the bufferevent still in it.
     keep_open: bool,
     /// The state of a `connect_hostname`, boxed: most sockets never have
     /// one, and it would make every bufferevent's slot larger.
     race: Option<Box<Race>>,
+    /// The layer that drives this socket's I/O, if any (a TLS session):
+    /// see `transport.rs`.
+    pub(crate) transport: Option<Box<dyn transport::Transport>>,
 }
 
 /// A `connect_hostname` in progress (or its DNS error).
@@ -100,6 +105,7 @@ impl Drop for SocketState {
 
 impl SocketState {
     pub(crate) fn release(mut self, base: &mut EventBase, options: BevOptions) {
+        transport::release(&mut self);
         let race = self.race.take();
         for ev in [
             self.read_ev.take(),
@@ -526,10 +532,11 @@ fn set_connecting(base: &mut EventBase, key: Key) -> io::Result<()> {
 /// Arms or disarms the read and write events to match the state.
 pub(crate) fn sync(base: &mut EventBase, key: Key) -> io::Result<()> {
     let d = data(base, key)?;
-    let want_read = d.wants_read();
+    let want_read = transport::wants_read(d);
     let connecting = state(d).connecting;
     let want_write = connecting
-        || (d.enabled.contains(What::WRITE) && d.write_suspend == 0 && !d.output.is_empty());
+        || (d.enabled.contains(What::WRITE) && d.write_suspend == 0 && !d.output.is_empty())
+        || transport::wants_write(d);
     let (tr, tw) = (d.timeout_read, d.timeout_write);
     let s = state(d);
     let rearm = std::mem::take(&mut s.rearm);
@@ -598,6 +605,10 @@ fn on_read(base: &mut EventBase, key: Key, what: What) {
         return;
     }
     let Ok(d) = data(base, key) else { return };
+    if transport::has(d) {
+        transport::on_read(base, key, what);
+        return;
+    }
     let room = d.read_room();
     if room == 0 {
         update_read_wm(d);
@@ -756,6 +767,9 @@ pub(crate) fn flush_write(base: &mut EventBase, key: Key) -> usize {
 /// `check_wm` (the per-iteration flush): one slot lookup on the common path.
 fn write_out(base: &mut EventBase, key: Key, check_wm: bool) -> usize {
     let Ok(d) = data(base, key) else { return 0 };
+    if transport::has(d) {
+        return transport::write_out(base, key, check_wm);
+    }
     if check_wm {
         update_read_wm(d);
     }

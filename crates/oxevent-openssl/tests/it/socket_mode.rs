@@ -1,17 +1,21 @@
 //! Socket mode against a real OpenSSL peer: records of every size (around
 //! the sizes where reads split: the header, 1 KiB, a full 16 KiB record)
-//! arrive whole and in order, and a connection reset in the middle of a
-//! record is an error, not a hang.
+//! arrive whole and in order, a connection reset in the middle of a record
+//! is an error, not a hang, decrypted data is not stranded when reading
+//! resumes (on an edge-triggered and a level-triggered backend), a flush
+//! with `Finished` sends close_notify after the data, and a write timeout
+//! against a peer that stopped reading is reported once.
 
-use std::cell::RefCell;
-use std::io::Write;
+use std::cell::{Cell, RefCell};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use oxevent_bufferevent::FlushMode;
 use oxevent_bufferevent::{BevFlags, BevOptions, BufferEvent};
-use oxevent_core::{EventBase, What};
+use oxevent_core::{EventBase, LoopFlags, What};
 use oxevent_openssl::{SslBufferEvent, TlsError, TlsState};
 use oxevent_test_support::{TestPki, Watchdog};
 
@@ -149,4 +153,182 @@ fn a_reset_in_the_middle_of_a_record_is_an_error() {
         "{evs:?}"
     );
     assert!(err.borrow().is_some(), "the error is kept");
+}
+
+/// A base on an edge-triggered backend (epoll) and one on a level-triggered
+/// one (poll).
+fn bases() -> Vec<EventBase> {
+    let poll = oxevent_core::Config::new()
+        .avoid_method("epoll")
+        .avoid_method("mio");
+    let lt = EventBase::with_config(&poll).unwrap();
+    assert_eq!(lt.method(), "poll");
+    vec![base(), lt]
+}
+
+/// libevent #690 / #854 in socket mode: with the input at its high
+/// watermark, the rest of a record already decrypted inside OpenSSL, and
+/// the records still in the socket, come out when reading resumes, with no
+/// new data from the network.
+#[test]
+fn socket_mode_does_not_strand_data_when_reading_resumes() {
+    let _w = Watchdog::new("socket mode pending data", Duration::from_secs(60));
+    let pki = pki();
+    for mut base in bases() {
+        stranded(&mut base, &pki);
+    }
+}
+
+fn stranded(base: &mut EventBase, pki: &TestPki) {
+    const TOTAL: usize = 3 * 16 * 1024;
+    let mut data = vec![0u8; TOTAL];
+    pattern(9, 0, &mut data);
+    let sent = data.clone();
+    let (addr, server) = peer(pki, move |mut tls| {
+        tls.write_all(&sent).unwrap();
+        // Stay until the client says it is done.
+        let mut b = [0u8; 1];
+        let _ = tls.read(&mut b);
+    });
+    let ssl = oxevent_openssl::client_ssl(&pki.connector(), "localhost").unwrap();
+    let bev = oxevent_openssl::socket_new(
+        base,
+        None,
+        ssl,
+        TlsState::Connecting,
+        BevOptions::CLOSE_ON_FREE,
+    )
+    .unwrap();
+    let reads = Rc::new(Cell::new(0u32));
+    let r = reads.clone();
+    // The read callback takes nothing: the input stays at the watermark.
+    bev.on_read(base, move |_, _| r.set(r.get() + 1)).unwrap();
+    bev.set_watermark(base, What::READ, 0, 1000).unwrap();
+    bev.enable(base, What::READ | What::WRITE).unwrap();
+    oxevent_openssl::connect(base, bev, addr).unwrap();
+    assert!(run_until(base, Duration::from_secs(10), |b| bev
+        .input(b)
+        .unwrap()
+        .len()
+        == 1000));
+    // Let the rest of the data reach the client's socket.
+    for _ in 0..50 {
+        base.run(LoopFlags::ONCE | LoopFlags::NONBLOCK).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(bev.input(base).unwrap().len(), 1000, "suspended");
+    assert!(
+        bev.ssl(base).unwrap().pending() > 0,
+        "OpenSSL holds decrypted data"
+    );
+    // Resume by draining, from outside any callback, and by disable/enable.
+    let mut got = Vec::new();
+    let mut toggled = false;
+    assert!(run_until(base, Duration::from_secs(10), |base| {
+        let input = bev.input(base).unwrap();
+        let mut v = vec![0; input.len()];
+        input.remove(&mut v).unwrap();
+        got.extend_from_slice(&v);
+        if got.len() >= TOTAL / 2 && !toggled {
+            toggled = true;
+            bev.disable(base, What::READ).unwrap();
+            bev.enable(base, What::READ).unwrap();
+        }
+        got.len() == TOTAL
+    }));
+    assert!(got == data, "the bytes differ");
+    assert!(reads.get() > 1);
+    assert_eq!(bev.pending_ciphertext(base).unwrap(), 0);
+    bev.write(base, b"k").unwrap();
+    for _ in 0..5 {
+        base.run(LoopFlags::ONCE | LoopFlags::NONBLOCK).unwrap();
+    }
+    bev.free(base).unwrap();
+    server.join().unwrap();
+}
+
+/// `flush(WRITE, Finished)` on a socket-mode TLS bufferevent sends what
+/// the output holds, then close_notify: the peer reads the data, then a
+/// clean end of stream.
+#[test]
+fn flush_finished_sends_close_notify_after_the_data() {
+    let _w = Watchdog::new("flush finished", Duration::from_secs(30));
+    let pki = pki();
+    for mut base in bases() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (addr, server) = peer(&pki, move |mut tls| {
+            let mut got = Vec::new();
+            // Ends without error only at a close_notify.
+            let r = tls.read_to_end(&mut got).map(|_| got);
+            tx.send(r.map_err(|e| e.to_string())).unwrap();
+        });
+        let (bev, _got, evs, _err) = client(&mut base, &pki, addr);
+        assert!(run_until(&mut base, Duration::from_secs(10), |_| !evs
+            .borrow()
+            .is_empty()));
+        assert_eq!(evs.borrow()[0], BevFlags::CONNECTED);
+        assert!(
+            bev.fd(&mut base).unwrap().is_some(),
+            "socket mode shows its socket"
+        );
+        assert_eq!(bev.underlying(&mut base).unwrap(), None);
+        bev.write(&mut base, b"last words").unwrap();
+        bev.flush(&mut base, What::WRITE, FlushMode::Finished)
+            .unwrap();
+        let mut result = None;
+        assert!(run_until(&mut base, Duration::from_secs(10), |_| {
+            result = rx.try_recv().ok();
+            result.is_some()
+        }));
+        assert_eq!(result.unwrap().as_deref(), Ok(&b"last words"[..]));
+        bev.free(&mut base).unwrap();
+        server.join().unwrap();
+    }
+}
+
+/// A peer that stops reading: the write timeout fires once (`TIMEOUT |
+/// WRITING`), writing is disabled, and the ciphertext waiting for the
+/// socket does not re-arm the write event (no repeated timeouts).
+#[test]
+fn a_write_timeout_against_a_stalled_peer_is_reported_once() {
+    let _w = Watchdog::new("write timeout", Duration::from_secs(40));
+    let pki = pki();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (addr, server) = peer(&pki, move |tls| {
+        // Handshaken; now read nothing until told to go.
+        let _ = rx.recv_timeout(Duration::from_secs(30));
+        drop(tls);
+    });
+    let mut base = base();
+    let (bev, _got, evs, _err) = client(&mut base, &pki, addr);
+    assert!(run_until(&mut base, Duration::from_secs(10), |_| !evs
+        .borrow()
+        .is_empty()));
+    assert_eq!(evs.borrow()[0], BevFlags::CONNECTED);
+    bev.set_timeouts(&mut base, None, Some(Duration::from_millis(200)))
+        .unwrap();
+    // More than the kernel's buffers on both sides can hold.
+    let chunk = vec![0x5a; 1 << 20];
+    for _ in 0..16 {
+        bev.write(&mut base, &chunk).unwrap();
+    }
+    assert!(run_until(&mut base, Duration::from_secs(15), |_| evs
+        .borrow()
+        .len()
+        >= 2));
+    assert_eq!(evs.borrow()[1], BevFlags::WRITING | BevFlags::TIMEOUT);
+    assert!(!bev.enabled(&mut base).unwrap().contains(What::WRITE));
+    // Three more timeout periods: nothing more is reported.
+    let until = std::time::Instant::now() + Duration::from_millis(600);
+    run_until(&mut base, Duration::from_millis(700), |_| {
+        std::time::Instant::now() > until
+    });
+    assert_eq!(evs.borrow().len(), 2, "{:?}", evs.borrow());
+    assert!(
+        !bev.output(&mut base).unwrap().is_empty(),
+        "the peer stalled"
+    );
+    tx.send(()).unwrap();
+    bev.free(&mut base).unwrap();
+    server.join().unwrap();
 }
