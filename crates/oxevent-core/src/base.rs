@@ -44,6 +44,18 @@ pub struct Event {
     pub(crate) generation: u32,
 }
 
+impl Event {
+    /// The event's index in its base: small, dense and reused after the
+    /// event is freed, so that a layer above can keep a side table indexed
+    /// by it (as `oxevent-bufferevent` does to find which bufferevent a
+    /// socket event belongs to without a boxed closure per event). Two live
+    /// events of one base never share an index.
+    #[must_use]
+    pub fn index(self) -> usize {
+        self.idx as usize
+    }
+}
+
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Event({}v{})", self.idx, self.generation)
@@ -109,7 +121,7 @@ pub(crate) struct Slot {
 #[derive(Debug, Default)]
 pub(crate) struct FdState {
     /// Slots of the pending events on this fd.
-    pub(crate) events: Vec<u32>,
+    pub(crate) events: crate::fdlist::FdList,
     nread: u32,
     nwrite: u32,
     nclosed: u32,
@@ -1172,7 +1184,7 @@ impl EventBase {
                 // Report the failure to the fd's events as readiness so their
                 // callbacks see the error on their next read or write.
                 let events = self.fds[fd as usize].events.clone();
-                for idx in events {
+                for &idx in events.as_slice() {
                     let io = self.d(idx).what.io();
                     self.activate_idx(idx, io.difference(What::CLOSED), 1);
                 }

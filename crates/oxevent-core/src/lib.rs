@@ -50,6 +50,7 @@
 mod base;
 mod clock;
 mod config;
+mod fdlist;
 mod flags;
 mod heap;
 mod remote;

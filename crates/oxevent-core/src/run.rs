@@ -150,7 +150,7 @@ impl EventBase {
                     continue;
                 };
                 let res = What::from_ready(r);
-                for &idx in &st.events {
+                for &idx in st.events.as_slice() {
                     let Some(Slot { act_seq, data, .. }) = slots.get_mut(idx as usize) else {
                         continue;
                     };
@@ -180,7 +180,7 @@ impl EventBase {
                     continue;
                 };
                 let res = What::from_ready(r);
-                for &idx in &st.events {
+                for &idx in st.events.as_slice() {
                     let hit = match slots.get(idx as usize).and_then(|s| s.data.as_ref()) {
                         Some(d) => d.what & res,
                         None => continue,

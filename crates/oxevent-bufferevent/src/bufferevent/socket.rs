@@ -41,11 +41,8 @@ pub(crate) struct SocketState {
     /// Edge-triggered: the peer's end of stream was reported, so reads go
     /// on (each one re-activating the event) until one returns it.
     pub(crate) peer_closed: bool,
-    /// Edge-triggered over TCP with `TCP_INQ` on: each read also says how
-    /// much the kernel still holds, so a read that filled the max single
-    /// read and drained the socket needs no second `recv` to find
-    /// `WouldBlock`.
-    inq: bool,
+    /// Whether reads ask the kernel what is left (`TCP_INQ`).
+    inq: Inq,
     /// Timeouts changed: re-add armed events with the new values.
     pub(crate) rearm: bool,
     pub(crate) connecting: bool,
@@ -58,6 +55,23 @@ pub(crate) struct SocketState {
     /// The layer that drives this socket's I/O, if any (a TLS session):
     /// see `transport.rs`.
     pub(crate) transport: Option<Box<dyn transport::Transport>>,
+}
+
+/// `TCP_INQ` on an edge-triggered socket: once on, each read also says how
+/// much the kernel still holds, so a read that filled the max single read
+/// and drained the socket needs no second `recv` to find `WouldBlock`. It
+/// is turned on at the first read that fills the max (one `setsockopt`), so
+/// that sockets whose reads never do (small requests) keep the plain `recv`
+/// and pay nothing.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Inq {
+    /// Not needed yet.
+    #[default]
+    Untried,
+    /// On: reads use `recvmsg` and get the count.
+    On,
+    /// Level-triggered, or refused (not TCP).
+    Off,
 }
 
 /// A `connect_hostname` in progress (or its DNS error).
@@ -233,27 +247,34 @@ impl BufferEvent {
         } else {
             (What::empty(), What::empty())
         };
+        // The callbacks capture nothing (no allocation per event): the
+        // bufferevent is found by the event's index.
         let read_ev = base.event_new(
             raw,
             What::READ | What::PERSIST | et | closed,
-            move |base, _, what| on_read(base, key, what),
+            |base, ev, what| {
+                if let Some(key) = super::owner(base, ev) {
+                    on_read(base, key, what);
+                }
+            },
         )?;
-        let write_ev = match base.event_new(
-            raw,
-            What::WRITE | What::PERSIST | et,
-            move |base, _, what| on_write(base, key, what),
-        ) {
-            Ok(ev) => ev,
-            Err(e) => {
-                let _ = base.free(read_ev);
-                return Err(e);
-            }
-        };
+        super::set_owner(base, read_ev, key);
+        let write_ev =
+            match base.event_new(raw, What::WRITE | What::PERSIST | et, |base, ev, what| {
+                if let Some(key) = super::owner(base, ev) {
+                    on_write(base, key, what);
+                }
+            }) {
+                Ok(ev) => ev,
+                Err(e) => {
+                    let _ = base.free(read_ev);
+                    return Err(e);
+                }
+            };
+        super::set_owner(base, write_ev, key);
         let keep_open = !data(base, key)?.options.contains(BevOptions::CLOSE_ON_FREE);
-        // One `setsockopt` per socket; refused (and not used) for non-TCP.
-        let inq = edge && fdio::enable_tcp_inq(fd.as_fd()).is_ok();
         let s = state_of(base, key)?;
-        s.inq = inq;
+        s.inq = if edge { Inq::Untried } else { Inq::Off };
         s.fd = Some(fd);
         s.keep_open = keep_open;
         s.read_ev = Some(read_ev);
@@ -636,7 +657,10 @@ fn on_read(base: &mut EventBase, key: Key, what: What) {
     let Some(fd) = s.fd.as_ref() else { return };
     s.peer_closed |= s.edge && what.contains(What::CLOSED);
     let (again, peer_closed) = (if s.edge { s.read_ev } else { None }, s.peer_closed);
-    match d.input.read_socket_via(fd.as_fd(), max, scratch, s.inq) {
+    match d
+        .input
+        .read_socket_via(fd.as_fd(), max, scratch, s.inq == Inq::On)
+    {
         Ok((0, _)) => fail(
             base,
             key,
@@ -645,6 +669,16 @@ fn on_read(base: &mut EventBase, key: Key, what: What) {
             None,
         ),
         Ok((n, left)) => {
+            if n == max {
+                if let Kind::Socket(s) = &mut d.kind {
+                    if s.inq == Inq::Untried {
+                        s.inq = match s.fd.as_ref().map(|fd| fdio::enable_tcp_inq(fd.as_fd())) {
+                            Some(Ok(())) => Inq::On,
+                            _ => Inq::Off,
+                        };
+                    }
+                }
+            }
             // The input changed: its deferred callbacks run at the next flush.
             let add_virtual = note_dirty(d, key, dirty, virtual_held);
             let changed = update_read_wm(d);
