@@ -111,7 +111,7 @@ pub struct Buffer {
     /// INVARIANT: the sum of the segments' lengths.
     len: usize,
     /// INVARIANT: the number of `Seg::File` segments.
-    file_segs: usize,
+    file_segs: u32,
     id: u64,
     frozen_start: bool,
     frozen_end: bool,
@@ -1298,7 +1298,7 @@ impl Buffer {
         if sum != self.len {
             return Err("len is not the sum of the segment lengths");
         }
-        if self.segs.iter().filter(|s| s.is_file()).count() != self.file_segs {
+        if self.segs.iter().filter(|s| s.is_file()).count() != self.file_segs as usize {
             return Err("file_segs is not the number of file segments");
         }
         let n = self.segs.len();

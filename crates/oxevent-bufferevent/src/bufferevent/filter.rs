@@ -18,13 +18,12 @@
 use std::any::Any;
 use std::fmt;
 use std::io;
-use std::time::Duration;
 
 use oxevent_core::{EventBase, What};
 
 use super::{
-    BevData, BevEvent, BevFlags, BevOptions, BufferEvent, FlushMode, Kind, bevs, data, eventcb,
-    mark_dirty, readcb, suspend, update_read_wm, writecb,
+    BevData, BevEvent, BevFlags, BevOptions, BufferEvent, FlushMode, Kind, PackedTimeout, bevs,
+    data, eventcb, mark_dirty, readcb, suspend, update_read_wm, writecb,
 };
 use crate::buffer::Buffer;
 use crate::slab::Key;
@@ -190,10 +189,10 @@ pub(crate) struct FilterState {
     pub(crate) socket_mode: bool,
     /// Whether the underlying bufferevent was last told to read.
     under_reading: bool,
-    /// The timeouts last handed to the underlying bufferevent, packed
-    /// ([`pack_timeout`]): 16 bytes instead of 32 keep this state no larger
-    /// than a socket's, and so every bufferevent's slot smaller.
-    under_timeouts: [u64; 2],
+    /// The timeouts last handed to the underlying bufferevent, packed:
+    /// 16 bytes instead of 32 keep this state no larger than a socket's,
+    /// and so every bufferevent's slot smaller.
+    under_timeouts: [PackedTimeout; 2],
 }
 
 impl FilterState {
@@ -290,7 +289,7 @@ impl BufferEvent {
                     hook: Some(hook),
                     socket_mode: false,
                     under_reading: false,
-                    under_timeouts: [pack_timeout(None); 2],
+                    under_timeouts: [PackedTimeout::NONE; 2],
                 }),
                 options,
             ),
@@ -658,11 +657,11 @@ pub(crate) fn sync(base: &mut EventBase, key: Key) -> io::Result<()> {
     let s = state(d);
     let under = BufferEvent { key: s.under };
     let (was, old_timeouts) = (s.under_reading, s.under_timeouts);
-    let packed = [pack_timeout(timeouts.0), pack_timeout(timeouts.1)];
+    let packed = [timeouts.0, timeouts.1];
     s.under_reading = want;
     s.under_timeouts = packed;
     if packed != old_timeouts {
-        under.set_timeouts(base, timeouts.0, timeouts.1)?;
+        under.set_timeouts(base, timeouts.0.get(), timeouts.1.get())?;
     }
     if want && !was {
         under.enable(base, What::READ)?;
@@ -670,14 +669,6 @@ pub(crate) fn sync(base: &mut EventBase, key: Key) -> io::Result<()> {
         under.disable(base, What::READ)?;
     }
     Ok(())
-}
-
-/// A timeout as one word for comparison: nanoseconds (saturating), or
-/// `u64::MAX` for none.
-fn pack_timeout(t: Option<Duration>) -> u64 {
-    t.map_or(u64::MAX, |d| {
-        u64::try_from(d.as_nanos()).map_or(u64::MAX - 1, |n| n.min(u64::MAX - 1))
-    })
 }
 
 /// The per-iteration flush of a filter: output goes down, and input is

@@ -172,6 +172,27 @@ pub(crate) enum Kind {
     Filter(filter::FilterState),
 }
 
+/// A timeout in one word: nanoseconds (saturating at about 584 years), or
+/// `u64::MAX` for none. Half the size of an `Option<Duration>`, in every
+/// bufferevent's slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PackedTimeout(u64);
+
+impl PackedTimeout {
+    /// No timeout.
+    pub(crate) const NONE: Self = Self(u64::MAX);
+
+    pub(crate) fn new(t: Option<Duration>) -> Self {
+        Self(t.map_or(u64::MAX, |d| {
+            u64::try_from(d.as_nanos()).map_or(u64::MAX - 1, |n| n.min(u64::MAX - 1))
+        }))
+    }
+
+    pub(crate) fn get(self) -> Option<Duration> {
+        (self.0 != u64::MAX).then(|| Duration::from_nanos(self.0))
+    }
+}
+
 pub(crate) struct BevData {
     pub(crate) kind: Kind,
     pub(crate) input: Buffer,
@@ -185,8 +206,8 @@ pub(crate) struct BevData {
     pub(crate) write_suspend: u8,
     pub(crate) wm_read: (usize, usize),
     pub(crate) wm_write: (usize, usize),
-    pub(crate) timeout_read: Option<Duration>,
-    pub(crate) timeout_write: Option<Duration>,
+    pub(crate) timeout_read: PackedTimeout,
+    pub(crate) timeout_write: PackedTimeout,
     pub(crate) max_read: usize,
     pub(crate) max_write: usize,
     pub(crate) options: BevOptions,
@@ -213,8 +234,8 @@ impl BevData {
             write_suspend: 0,
             wm_read: (0, 0),
             wm_write: (0, 0),
-            timeout_read: None,
-            timeout_write: None,
+            timeout_read: PackedTimeout::NONE,
+            timeout_write: PackedTimeout::NONE,
             max_read: DEFAULT_MAX_SINGLE,
             max_write: DEFAULT_MAX_SINGLE,
             options,
@@ -558,8 +579,8 @@ impl BufferEvent {
         write: Option<Duration>,
     ) -> io::Result<()> {
         let d = self.data(base)?;
-        d.timeout_read = read;
-        d.timeout_write = write;
+        d.timeout_read = PackedTimeout::new(read);
+        d.timeout_write = PackedTimeout::new(write);
         if let Kind::Socket(s) = &mut d.kind {
             s.rearm = true;
         }

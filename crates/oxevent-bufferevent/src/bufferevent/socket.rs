@@ -558,7 +558,7 @@ pub(crate) fn sync(base: &mut EventBase, key: Key) -> io::Result<()> {
     let want_write = connecting
         || (d.enabled.contains(What::WRITE) && d.write_suspend == 0 && !d.output.is_empty())
         || transport::wants_write(d);
-    let (tr, tw) = (d.timeout_read, d.timeout_write);
+    let (tr, tw) = (d.timeout_read.get(), d.timeout_write.get());
     let s = state(d);
     let rearm = std::mem::take(&mut s.rearm);
     let (Some(rev), Some(wev)) = (s.read_ev, s.write_ev) else {
