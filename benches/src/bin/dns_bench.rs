@@ -84,6 +84,11 @@ impl Prng {
 }
 
 struct State {
+    /// Q, F and NAMES (copied from the arguments, so a callback captures
+    /// one `Rc`).
+    q: u64,
+    f: u64,
+    names: u64,
     prng: Prng,
     started: u64,
     done: u64,
@@ -116,21 +121,20 @@ fn name_of(i: u64, buf: &mut String) {
     buf.push_str(".bench.test");
 }
 
-fn launch(base: &mut EventBase, dns: DnsBase, st: &Rc<RefCell<State>>, a: &Rc<Args>) {
+fn launch(base: &mut EventBase, dns: DnsBase, st: &Rc<RefCell<State>>) {
     loop {
         let mut s = st.borrow_mut();
-        if s.started >= a.q || s.started - s.done >= a.f {
+        if s.started >= s.q || s.started - s.done >= s.f {
             return;
         }
         s.started += 1;
-        let i = s.prng.next() % a.names;
+        // NAMES is at most 2^24 (checked), so `i` fits in a u32.
+        let i = (s.prng.next() % s.names) as u32;
         let mut name = std::mem::take(&mut s.name);
         drop(s);
-        name_of(i, &mut name);
-        let want = Ipv4Addr::from(0x0A00_0000u32 + i as u32 + 1);
+        name_of(u64::from(i), &mut name);
         let t0 = Instant::now();
         let st2 = st.clone();
-        let a2 = a.clone();
         // The answer lent, like evdns's callbacks get theirs (no copy).
         let r = dns.resolve_ref(
             base,
@@ -140,6 +144,7 @@ fn launch(base: &mut EventBase, dns: DnsBase, st: &Rc<RefCell<State>>, a: &Rc<Ar
             move |base, res| {
                 let ns = t0.elapsed().as_nanos() as u64;
                 {
+                    let want = Ipv4Addr::from(0x0A00_0000u32 + i + 1);
                     let mut s = st2.borrow_mut();
                     s.done += 1;
                     let good = matches!(&res, Ok(ans) if ans.records.len() == 1
@@ -153,12 +158,12 @@ fn launch(base: &mut EventBase, dns: DnsBase, st: &Rc<RefCell<State>>, a: &Rc<Ar
                             eprintln!("lookup of name{i}.bench.test failed: {res:?}");
                         }
                     }
-                    if s.done == a2.q {
+                    if s.done == s.q {
                         base.loopbreak();
                         return;
                     }
                 }
-                launch(base, dns, &st2, &a2);
+                launch(base, dns, &st2);
             },
         );
         st.borrow_mut().name = name;
@@ -180,7 +185,7 @@ fn pct(sorted: &[u64], p: f64) -> f64 {
 }
 
 fn main() -> ExitCode {
-    let a = Rc::new(parse_args());
+    let a = parse_args();
     let mut base = EventBase::new().expect("base");
     let dns = DnsBase::new(&mut base, Init::Empty).expect("resolver");
     dns.nameserver_sockaddr_add(&mut base, a.server)
@@ -188,6 +193,9 @@ fn main() -> ExitCode {
     dns.set_option(&mut base, "max-inflight:", &a.f.to_string())
         .expect("max-inflight");
     let st = Rc::new(RefCell::new(State {
+        q: a.q,
+        f: a.f,
+        names: a.names,
         prng: Prng(a.seed.max(1)),
         started: 0,
         done: 0,
@@ -200,7 +208,7 @@ fn main() -> ExitCode {
         .expect("loopexit");
     let cpu0 = oxevent::util::process_cpu_time().unwrap_or_default();
     let t0 = Instant::now();
-    launch(&mut base, dns, &st, &a);
+    launch(&mut base, dns, &st);
     base.dispatch().expect("loop");
     let wall = t0.elapsed();
     let cpu = oxevent::util::process_cpu_time().unwrap_or_default() - cpu0;

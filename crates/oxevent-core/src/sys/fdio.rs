@@ -540,7 +540,10 @@ mod tests {
         let mut buf = [0u8; 3];
         b.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"raw");
-        assert_eq!(send_raw(-1, b"x").unwrap_err().raw_os_error(), Some(libc::EBADF));
+        assert_eq!(
+            send_raw(-1, b"x").unwrap_err().raw_os_error(),
+            Some(libc::EBADF)
+        );
     }
 
     #[test]

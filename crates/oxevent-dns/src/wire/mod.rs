@@ -108,33 +108,25 @@ pub fn encode_name(name: &str, out: &mut Vec<u8>) -> Result<(), WireError> {
         out.push(0);
         return Ok(());
     }
-    // The common case: no escapes, each label copied whole, in one pass
-    // (an escape sends the name to the general loop below).
+    // The common case: no escapes. The name is copied whole after a length
+    // byte (one copy); then the dots are found eight bytes at a time, and
+    // each dot's own byte becomes the length byte of the label after it.
+    // An escape sends the name to the general loop below.
     let body = bytes.strip_suffix(b".").unwrap_or(bytes);
     if body.len() + 2 <= MAX_NAME_LEN {
         out.reserve(body.len() + 2);
-        let mut rest = body;
-        let plain = loop {
-            let cut = find_dot_or_escape(rest);
-            let (label, next) = match cut {
-                None => (rest, None),
-                Some(i) if rest[i] == b'.' => (&rest[..i], Some(&rest[i + 1..])),
-                Some(_) => break false,
-            };
-            if label.is_empty() || label.len() > MAX_LABEL_LEN {
+        out.push(0);
+        out.extend_from_slice(body);
+        match label_lengths_in_place(&mut out[start..]) {
+            Ok(true) => {
+                out.push(0);
+                return Ok(());
+            }
+            Ok(false) => {}
+            Err(e) => {
                 out.truncate(start);
-                return Err(WireError::BadLabel);
+                return Err(e);
             }
-            out.push(label.len() as u8);
-            out.extend_from_slice(label);
-            match next {
-                Some(n) => rest = n,
-                None => break true,
-            }
-        };
-        if plain {
-            out.push(0);
-            return Ok(());
         }
         out.truncate(start);
     } else if !bytes.contains(&b'\\') {
@@ -215,30 +207,61 @@ fn push_label_bytes(label: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// The position of the first `.` or `\` of `s`, eight bytes at a time.
-fn find_dot_or_escape(s: &[u8]) -> Option<usize> {
+/// Turns `wire`, a zero byte followed by a name without its final dot, into
+/// the name's labels: each dot becomes the length of the label after it,
+/// the first byte the length of the first label. `Ok(false)` (and `wire`
+/// half done) when the name holds an escape (`\\`), for the general path.
+///
+/// # Errors
+///
+/// [`WireError::BadLabel`] for an empty or over-long label.
+fn label_lengths_in_place(wire: &mut [u8]) -> Result<bool, WireError> {
     const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = ONES * 0x7F;
     const HIGH: u64 = ONES * 0x80;
-    // The top bit of the lowest zero byte of `v` (and maybe of higher
-    // ones, which `trailing_zeros` does not look at) is set.
-    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    let mut chunks = s.chunks_exact(8);
-    let mut at = 0;
-    for c in &mut chunks {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(c);
-        let x = u64::from_le_bytes(b);
-        let m = zero(x ^ (ONES * u64::from(b'.'))) | zero(x ^ (ONES * u64::from(b'\\')));
-        if m != 0 {
-            return Some(at + (m.trailing_zeros() / 8) as usize);
+    // The top bit of every zero byte of `v`, and of no other byte (the
+    // sums stay within their bytes).
+    let zeros = |v: u64| !(((v & LOW7) + LOW7) | v) & HIGH;
+    let mut len_pos = 0;
+    let mut at = 1;
+    let n = wire.len();
+    while at < n {
+        let take = (n - at).min(8);
+        let x = if take == 8 {
+            u64::from_le_bytes(wire[at..at + 8].try_into().expect("eight bytes"))
+        } else if n >= 8 {
+            // The last eight bytes, shifted so the ones already seen
+            // (dots among them included) fall off: no copy of a variable
+            // length.
+            u64::from_le_bytes(wire[n - 8..].try_into().expect("eight bytes")) >> (8 * (8 - take))
+        } else {
+            let mut b = [0u8; 8];
+            b[..take].copy_from_slice(&wire[at..]);
+            u64::from_le_bytes(b)
+        };
+        let escapes = zeros(x ^ (ONES * u64::from(b'\\')));
+        if escapes != 0 {
+            return Ok(false);
         }
-        at += 8;
+        let mut dots = zeros(x ^ (ONES * u64::from(b'.')));
+        while dots != 0 {
+            let pos = at + (dots.trailing_zeros() / 8) as usize;
+            let len = pos - len_pos - 1;
+            if len == 0 || len > MAX_LABEL_LEN {
+                return Err(WireError::BadLabel);
+            }
+            wire[len_pos] = len as u8;
+            len_pos = pos;
+            dots &= dots - 1;
+        }
+        at += take;
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == b'.' || b == b'\\')
-        .map(|p| at + p)
+    let len = wire.len() - len_pos - 1;
+    if len == 0 || len > MAX_LABEL_LEN {
+        return Err(WireError::BadLabel);
+    }
+    wire[len_pos] = len as u8;
+    Ok(true)
 }
 
 /// Whether `name` (presentation form) is a valid name, without encoding

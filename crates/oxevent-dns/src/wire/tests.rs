@@ -495,24 +495,62 @@ fn check_name_and_encode_name_agree() {
 }
 
 #[test]
-fn finding_dots_and_escapes_agrees_with_a_plain_search() {
-    for len in 0..40usize {
-        for at in 0..=len {
-            for (c, other) in [(b'.', b'\\'), (b'\\', b'.'), (b'.', 0x80 | b'.')] {
-                // Bytes around the target that are close to it (0x2D, 0x2F,
-                // 0xAE...) must not be taken for it.
-                let mut s: Vec<u8> = (0..len).map(|i| [b'-', b'/', 0xAE, b'a'][i % 4]).collect();
-                if at < len {
-                    s[at] = c;
-                    if at + 1 < len {
-                        s[at + 1] = other;
-                    }
+fn label_lengths_in_place_agree_with_a_plain_encoder() {
+    // Every length, a dot or an escape at every place (and a second one
+    // just after it), among bytes close to them (0x2D, 0x2F, 0xAE...) that
+    // must not be taken for them; labels up to 64 bytes.
+    for len in 1..80usize {
+        for at in 0..len {
+            for (c, other) in [
+                (b'.', b'\\'),
+                (b'\\', b'.'),
+                (b'.', 0x80 | b'.'),
+                (b'.', b'.'),
+            ] {
+                let mut body: Vec<u8> = (0..len).map(|i| [b'-', b'/', 0xAE, b'a'][i % 4]).collect();
+                body[at] = c;
+                if at + 1 < len {
+                    body[at + 1] = other;
                 }
-                let want = s.iter().position(|&b| b == b'.' || b == b'\\');
-                assert_eq!(find_dot_or_escape(&s), want, "{s:?}");
+                let mut wire = vec![0u8];
+                wire.extend_from_slice(&body);
+                let got = label_lengths_in_place(&mut wire);
+                let labels: Vec<&[u8]> = body.split(|&b| b == b'.').collect();
+                let bad = labels
+                    .iter()
+                    .any(|l| l.is_empty() || l.len() > MAX_LABEL_LEN);
+                if body.contains(&b'\\') {
+                    // Left to the general path (or refused for a bad label
+                    // before the escape).
+                    assert_ne!(got, Ok(true), "{body:?}");
+                    continue;
+                }
+                if bad {
+                    assert_eq!(got, Err(WireError::BadLabel), "{body:?}");
+                    continue;
+                }
+                assert_eq!(got, Ok(true), "{body:?}");
+                let mut want = Vec::new();
+                for l in labels {
+                    want.push(l.len() as u8);
+                    want.extend_from_slice(l);
+                }
+                assert_eq!(wire, want, "{body:?}");
             }
         }
     }
+}
+
+/// `encode_name` appends after what `out` holds already (a query header).
+#[test]
+fn encode_name_appends() {
+    let mut out = vec![0xAA; 12];
+    encode_name("name12.bench.test.", &mut out).unwrap();
+    assert_eq!(&out[..12], &[0xAA; 12]);
+    assert_eq!(&out[12..], b"\x06name12\x05bench\x04test\x00");
+    let before = out.clone();
+    assert_eq!(encode_name("a..b", &mut out), Err(WireError::BadLabel));
+    assert_eq!(out, before, "nothing is left behind");
 }
 
 /// Parsing into a response that holds records already (the resolver's

@@ -384,3 +384,101 @@ fn suspend_and_resume() {
         == 2));
     assert!(l.borrow().iter().all(Result::is_ok));
 }
+
+/// A lookup started from the callback of an answer leaves at once, before
+/// the next answer read in the same batch (one `recvmmsg`) is handled: the
+/// resolver does not hold the queries of a batch until it ends (which held
+/// the first answers' queries back and sent them in bursts).
+#[test]
+fn a_query_from_a_callback_leaves_before_the_next_answer_of_its_batch() {
+    let _w = Watchdog::new("immediate send", Duration::from_secs(30));
+    let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let peek = server.try_clone().unwrap();
+    let addr = server.local_addr().unwrap();
+    let mut base = EventBase::new().unwrap();
+    let dns = resolver(&mut base, &[addr]);
+    // One socket, so both answers are read by one call; no retransmission
+    // while the test thread answers.
+    dns.set_option(&mut base, "socket-pool:", "1").unwrap();
+    dns.set_option(&mut base, "timeout:", "10").unwrap();
+    // Two answers that arrive together, so that the socket's next read
+    // asks for two (a full read of one doubles it).
+    let warm: Log<Outcome> = log();
+    for name in ["w1.test", "w2.test"] {
+        dns.resolve_ipv4(&mut base, name, QueryFlags::NONE, push(&warm))
+            .unwrap();
+    }
+    answer_together(&server, 2);
+    assert!(run_until(&mut base, Duration::from_secs(10), || warm
+        .borrow()
+        .len()
+        == 2));
+    assert!(warm.borrow().iter().all(Result::is_ok));
+    let events: Log<String> = log();
+    // The third query, as the server saw it during the second callback.
+    let third: Log<(Vec<u8>, SocketAddr)> = log();
+    let ev = events.clone();
+    dns.resolve_ipv4(&mut base, "one.test", QueryFlags::NONE, move |base, r| {
+        ev.borrow_mut().push(format!("one {}", r.is_ok()));
+        let ev2 = ev.clone();
+        dns.resolve_ipv4(base, "three.test", QueryFlags::NONE, move |_, r| {
+            ev2.borrow_mut().push(format!("three {}", r.is_ok()));
+        })
+        .unwrap();
+    })
+    .unwrap();
+    let (ev, third2) = (events.clone(), third.clone());
+    dns.resolve_ipv4(&mut base, "two.test", QueryFlags::NONE, move |_, r| {
+        // The first answer's callback ran just before: its query must be
+        // at the server already.
+        peek.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 512];
+        let got = peek.recv_from(&mut buf).ok();
+        ev.borrow_mut()
+            .push(format!("two {} third-sent {}", r.is_ok(), got.is_some()));
+        third2
+            .borrow_mut()
+            .extend(got.map(|(n, from)| (buf[..n].to_vec(), from)));
+    })
+    .unwrap();
+    // Both queries in, then both answers out before the loop runs, so the
+    // resolver reads them together.
+    answer_together(&server, 2);
+    assert!(run_until(&mut base, Duration::from_secs(10), || events
+        .borrow()
+        .len()
+        >= 2));
+    assert_eq!(
+        *events.borrow(),
+        [
+            "one true".to_string(),
+            "two true third-sent true".to_string()
+        ]
+    );
+    let (q, from) = third.borrow_mut().pop().expect("the third query");
+    let qend = question_end(&q).unwrap();
+    server.send_to(&answer(&q, qend, false, 0), from).unwrap();
+    assert!(run_until(&mut base, Duration::from_secs(10), || events
+        .borrow()
+        .len()
+        == 3));
+    assert_eq!(events.borrow()[2], "three true");
+}
+
+/// Reads `n` queries on `server`, then answers them all (before the
+/// resolver's loop runs again, so they wait together on its socket).
+fn answer_together(server: &std::net::UdpSocket, n: usize) {
+    let mut queries = Vec::new();
+    for _ in 0..n {
+        let mut buf = [0u8; 512];
+        let (len, from) = server.recv_from(&mut buf).unwrap();
+        queries.push((buf[..len].to_vec(), from));
+    }
+    for (q, from) in &queries {
+        let qend = question_end(q).unwrap();
+        server.send_to(&answer(q, qend, false, 0), from).unwrap();
+    }
+}

@@ -262,11 +262,10 @@ fn many_in_flight_with_a_small_window() {
     assert!(l.borrow().iter().all(Result::is_ok));
 }
 
-/// Lookups started from the callbacks of answers (the sends batched while
-/// a batch of answers is handled), with the pool rotating fast: every one
-/// gets the right answer, and a lookup started and cancelled inside a
-/// callback (before its batched send) reports `Cancelled` and never an
-/// answer.
+/// Lookups started from the callbacks of answers (read in batches), with
+/// the pool rotating fast: every one gets the right answer, and a lookup
+/// started and cancelled inside a callback reports `Cancelled` and never
+/// an answer.
 #[test]
 fn lookups_started_from_answer_callbacks() {
     use std::cell::Cell;
@@ -296,7 +295,7 @@ fn lookups_started_from_answer_callbacks() {
         dns.resolve_ipv4(base, name, QueryFlags::NONE, move |base, r| {
             l2.borrow_mut().push((i, r.map_err(|e| e.to_string())));
             if i % 50 == 0 {
-                // Started and cancelled before the batch's send.
+                // Started and cancelled inside the callback.
                 let c3 = c2.clone();
                 let req = dns
                     .resolve_ipv4(base, "a.test", QueryFlags::NONE, move |_, r| {
