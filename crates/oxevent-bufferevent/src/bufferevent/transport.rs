@@ -714,14 +714,19 @@ mod tests {
         data.iter().map(|b| b ^ 0x20).collect()
     }
 
-    /// An edge-triggered base (epoll) and a level-triggered one (poll).
+    /// The default base (edge-triggered epoll, or whatever the environment
+    /// selects, as in `cargo xtask test`'s mio pass) and, where the
+    /// environment leaves it available, a level-triggered poll one.
     fn bases() -> Vec<EventBase> {
         let poll = oxevent_core::Config::new()
             .avoid_method("epoll")
             .avoid_method("mio");
-        let lt = EventBase::with_config(&poll).unwrap();
-        assert_eq!(lt.method(), "poll");
-        vec![EventBase::new().unwrap(), lt]
+        let mut v = vec![EventBase::new().unwrap()];
+        if let Ok(lt) = EventBase::with_config(&poll) {
+            assert_eq!(lt.method(), "poll");
+            v.push(lt);
+        }
+        v
     }
 
     fn run_until(base: &mut EventBase, mut cond: impl FnMut(&mut EventBase) -> bool) -> bool {

@@ -155,15 +155,19 @@ fn a_reset_in_the_middle_of_a_record_is_an_error() {
     assert!(err.borrow().is_some(), "the error is kept");
 }
 
-/// A base on an edge-triggered backend (epoll) and one on a level-triggered
-/// one (poll).
+/// The default base (edge-triggered epoll, or whatever the environment
+/// selects, as in `cargo xtask test`'s mio pass) and, where the
+/// environment leaves it available, a level-triggered poll one.
 fn bases() -> Vec<EventBase> {
     let poll = oxevent_core::Config::new()
         .avoid_method("epoll")
         .avoid_method("mio");
-    let lt = EventBase::with_config(&poll).unwrap();
-    assert_eq!(lt.method(), "poll");
-    vec![base(), lt]
+    let mut v = vec![base()];
+    if let Ok(lt) = EventBase::with_config(&poll) {
+        assert_eq!(lt.method(), "poll");
+        v.push(lt);
+    }
+    v
 }
 
 /// libevent #690 / #854 in socket mode: with the input at its high
