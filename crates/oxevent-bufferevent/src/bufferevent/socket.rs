@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use oxevent_core::{Event, EventBase, Features, What, fdio, util};
@@ -21,7 +21,7 @@ use super::{
 use super::{Bevs, bevs, note_dirty};
 // A socket's own events go through its transport, if it has one.
 use super::transport::{self, eventcb};
-use crate::buffer::BufferError;
+use crate::buffer::{Buffer, BufferError};
 use crate::slab::Key;
 
 /// The socket side of a bufferevent.
@@ -42,7 +42,7 @@ pub(crate) struct SocketState {
     /// on (each one re-activating the event) until one returns it.
     pub(crate) peer_closed: bool,
     /// Whether reads ask the kernel what is left (`TCP_INQ`).
-    inq: Inq,
+    pub(crate) inq: Inq,
     /// Timeouts changed: re-add armed events with the new values.
     pub(crate) rearm: bool,
     pub(crate) connecting: bool,
@@ -64,7 +64,7 @@ pub(crate) struct SocketState {
 /// that sockets whose reads never do (small requests) keep the plain `recv`
 /// and pay nothing.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
-enum Inq {
+pub(crate) enum Inq {
     /// Not needed yet.
     #[default]
     Untried,
@@ -405,7 +405,7 @@ impl BufferEvent {
     }
 }
 
-fn state_of(base: &mut EventBase, key: Key) -> io::Result<&mut SocketState> {
+pub(crate) fn state_of(base: &mut EventBase, key: Key) -> io::Result<&mut SocketState> {
     match &mut data(base, key)?.kind {
         Kind::Socket(s) => Ok(s),
         _ => Err(io::Error::new(
@@ -656,11 +656,17 @@ fn on_read(base: &mut EventBase, key: Key, what: What) {
     let Kind::Socket(s) = &mut d.kind else { return };
     let Some(fd) = s.fd.as_ref() else { return };
     s.peer_closed |= s.edge && what.contains(What::CLOSED);
-    let (again, peer_closed) = (if s.edge { s.read_ev } else { None }, s.peer_closed);
-    match d
-        .input
-        .read_socket_via(fd.as_fd(), max, scratch, s.inq == Inq::On)
-    {
+    let read_ev = s.read_ev;
+    let r = read_edge(
+        fd.as_fd(),
+        &mut s.inq,
+        s.edge,
+        s.peer_closed,
+        &mut d.input,
+        scratch,
+        max,
+    );
+    match r {
         Ok((0, _)) => fail(
             base,
             key,
@@ -668,17 +674,7 @@ fn on_read(base: &mut EventBase, key: Key, what: What) {
             BevFlags::READING | BevFlags::EOF,
             None,
         ),
-        Ok((n, left)) => {
-            if n == max {
-                if let Kind::Socket(s) = &mut d.kind {
-                    if s.inq == Inq::Untried {
-                        s.inq = match s.fd.as_ref().map(|fd| fdio::enable_tcp_inq(fd.as_fd())) {
-                            Some(Ok(())) => Inq::On,
-                            _ => Inq::Off,
-                        };
-                    }
-                }
-            }
+        Ok((n, again)) => {
             // The input changed: its deferred callbacks run at the next flush.
             let add_virtual = note_dirty(d, key, dirty, virtual_held);
             let changed = update_read_wm(d);
@@ -686,13 +682,9 @@ fn on_read(base: &mut EventBase, key: Key, what: What) {
             if add_virtual {
                 base.add_virtual();
             }
-            if let Some(ev) = again.filter(|_| (n == max && left != Some(0)) || peer_closed) {
-                // Edge-triggered and maybe not drained (or the peer closed
-                // and its end is still to be read): read again in the next
-                // pass, after the other ready sockets. With `TCP_INQ` the
-                // kernel said whether anything is left: a read that took
-                // exactly what was queued costs no `recv` that finds
-                // `WouldBlock` (the next data raises an edge).
+            if let Some(ev) = read_ev.filter(|_| again) {
+                // Read again in the next pass, after the other ready
+                // sockets (see `read_edge`).
                 let _ = base.activate(ev, What::READ, 1);
             }
             if limited {
@@ -720,6 +712,36 @@ fn on_read(base: &mut EventBase, key: Key, what: What) {
             errno_of(&e),
         ),
     }
+}
+
+/// One read of up to `max` bytes from the socket `fd` into `buf`, for the
+/// socket path and for transports alike. Returns the bytes read (`0` is end
+/// of file) and whether, edge-triggered, the bufferevent must come back
+/// for more in the next pass, since no edge will say so: the read filled
+/// `max` and the kernel did not say the socket is drained, or the peer
+/// closed and its end is still to be read. The first read that fills `max`
+/// turns `TCP_INQ` on (`inq`), so that later ones learn what is left: a
+/// read that took exactly what was queued then costs no `recv` that finds
+/// `WouldBlock` (the next data raises an edge).
+pub(crate) fn read_edge(
+    fd: BorrowedFd<'_>,
+    inq: &mut Inq,
+    edge: bool,
+    peer_closed: bool,
+    buf: &mut Buffer,
+    scratch: &mut Vec<u8>,
+    max: usize,
+) -> Result<(usize, bool), BufferError> {
+    let (n, left) = buf.read_socket_via(fd, max, scratch, *inq == Inq::On)?;
+    if n == max && *inq == Inq::Untried {
+        *inq = if fdio::enable_tcp_inq(fd).is_ok() {
+            Inq::On
+        } else {
+            Inq::Off
+        };
+    }
+    let again = edge && n > 0 && ((n == max && left != Some(0)) || peer_closed);
+    Ok((n, again))
 }
 
 fn on_write(base: &mut EventBase, key: Key, what: What) {

@@ -137,6 +137,8 @@ pub struct TransportCtx<'a> {
     /// A connect is in progress: nothing can be sent yet.
     connecting: bool,
     scratch: &'a mut Vec<u8>,
+    /// The socket's `TCP_INQ` state (see `socket::read_edge`).
+    inq: &'a mut socket::Inq,
     /// Edge-triggered events.
     edge: bool,
     /// Edge-triggered, and the peer's end of stream was reported: reads go
@@ -204,7 +206,8 @@ impl<'a> TransportCtx<'a> {
     /// one `recv` (straight into `buf`'s spare space when it is already
     /// initialized). `Ok(0)` is the end of the stream; `WouldBlock` means
     /// nothing is there. With edge-triggered events, a read that filled
-    /// `max` makes the bufferevent come back for the rest.
+    /// `max` makes the bufferevent come back for the rest, unless the
+    /// kernel said nothing is left (`TCP_INQ`, as for a plain socket).
     ///
     /// # Errors
     ///
@@ -214,13 +217,17 @@ impl<'a> TransportCtx<'a> {
         let Some(fd) = self.fd else {
             return Err(BufferError::Io(io::ErrorKind::NotConnected.into()));
         };
-        let r = buf.read_socket_via(fd, max, self.scratch, false);
-        if let Ok((n, _)) = r {
-            if n > 0 && (n == max || self.peer_closing) {
-                self.read_again = true;
-            }
-        }
-        r.map(|(n, _)| n)
+        let (n, again) = socket::read_edge(
+            fd,
+            self.inq,
+            self.edge,
+            self.peer_closing,
+            buf,
+            self.scratch,
+            max,
+        )?;
+        self.read_again |= again;
+        Ok(n)
     }
 
     /// A read the transport skipped (its own buffer is full) leaves the
@@ -330,6 +337,7 @@ fn run(
         fd: s.fd.as_ref().map(AsFd::as_fd),
         connecting: s.connecting,
         scratch,
+        inq: &mut s.inq,
         edge: s.edge,
         peer_closing: s.edge && s.peer_closed,
         read_again: false,
@@ -523,16 +531,6 @@ pub(crate) fn release(s: &mut SocketState) {
     }
 }
 
-fn socket_state(base: &mut EventBase, key: Key) -> io::Result<&mut SocketState> {
-    match &mut data(base, key)?.kind {
-        Kind::Socket(s) => Ok(s),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a socket bufferevent",
-        )),
-    }
-}
-
 impl BufferEvent {
     /// A socket bufferevent whose I/O `transport` drives (see [`Transport`]):
     /// as [`socket`](Self::socket), over `fd` or over no fd yet for
@@ -549,7 +547,7 @@ impl BufferEvent {
         options: BevOptions,
     ) -> io::Result<Self> {
         let bev = Self::socket(base, None, options)?;
-        socket_state(base, bev.key)?.transport = Some(transport);
+        socket::state_of(base, bev.key)?.transport = Some(transport);
         if let Some(fd) = fd {
             if let Err(e) = bev.setfd(base, fd) {
                 let _ = bev.free(base);
