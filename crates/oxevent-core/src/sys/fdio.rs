@@ -1,7 +1,7 @@
 //! Safe wrappers over the fd I/O system calls that the buffer layer needs:
 //! `read`, `readv`, `write`, `writev`, `sendfile`, `pread`, `FIONREAD` and
 //! `recvmsg` with `TCP_INQ`;
-//! and the datagram batches the DNS resolver uses (`recvmmsg`, `sendmmsg`).
+//! and the datagram batches the DNS resolver reads with (`recvmmsg`).
 //!
 //! Every function takes a [`BorrowedFd`], so the fd is open for the whole
 //! call, and slices, so every pointer handed to the kernel is valid for the
@@ -155,7 +155,7 @@ pub fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usi
     cvt(r)
 }
 
-/// Most datagrams one [`recv_batch`] or [`send_batch`] call moves.
+/// Most datagrams one [`recv_batch`] call receives.
 pub const MAX_BATCH: usize = 64;
 
 /// An `mmsghdr` with one iovec, `iov`, and nothing else (no address, no
@@ -248,67 +248,6 @@ pub fn recv_batch(
             }
         }
         Ok(got)
-    }
-}
-
-/// Sends each of `msgs` (at most [`MAX_BATCH`]) as one datagram on a
-/// connected socket in one call: `sendmmsg(2)` on Linux, a loop of
-/// [`send`] elsewhere; with `MSG_NOSIGNAL` where the OS has it. Returns how
-/// many were sent, in order (at least one); the caller sends the rest
-/// again, or learns the error that stopped them from the next call.
-///
-/// # Errors
-///
-/// The OS error when not even the first message was sent, including
-/// `WouldBlock`.
-pub fn send_batch(fd: BorrowedFd<'_>, msgs: &[&[u8]]) -> io::Result<usize> {
-    let n = msgs.len().min(MAX_BATCH);
-    if n == 0 {
-        return Ok(0);
-    }
-    #[cfg(target_os = "linux")]
-    {
-        // Only the first `n` entries are written (and read by the kernel).
-        let mut iov = [const { MaybeUninit::<libc::iovec>::uninit() }; MAX_BATCH];
-        let mut hdrs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; MAX_BATCH];
-        for i in 0..n {
-            // sendmmsg does not write through iov_base; the cast to *mut is
-            // what the C struct asks for.
-            let v = iov[i].write(libc::iovec {
-                iov_base: msgs[i].as_ptr().cast_mut().cast(),
-                iov_len: msgs[i].len(),
-            });
-            hdrs[i].write(mmsghdr_for(v));
-        }
-        // SAFETY: the first `n` headers are initialised, and each points at
-        // one iovec that points at a slice of `msgs`, valid for reads of its
-        // length while `msgs` is borrowed; `iov` and `hdrs` outlive the
-        // call; no name or control buffer is given; the fd is open because
-        // it is borrowed.
-        let r = unsafe {
-            libc::sendmmsg(
-                fd.as_raw_fd(),
-                hdrs.as_mut_ptr().cast(),
-                n as libc::c_uint,
-                libc::MSG_NOSIGNAL as _,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(r as usize)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let mut sent = 0;
-        while sent < n {
-            match send(fd, msgs[sent]) {
-                Ok(_) => sent += 1,
-                Err(e) if sent == 0 => return Err(e),
-                Err(_) => break,
-            }
-        }
-        Ok(sent)
     }
 }
 
@@ -683,7 +622,9 @@ mod tests {
             assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
         }
         let msgs: [&[u8]; 3] = [b"one", b"second", b"a datagram too long"];
-        assert_eq!(send_batch(a.as_fd(), &msgs).unwrap(), 3);
+        for m in msgs {
+            assert_eq!(a.send(m).unwrap(), m.len());
+        }
         // Loopback queues them at once; poll (bounded) for all three.
         let mut got = Vec::new();
         for _ in 0..1000 {
@@ -712,6 +653,6 @@ mod tests {
             // The real length of the cut datagram.
             assert_eq!(got[2].1, 19);
         }
-        assert_eq!(send_batch(a.as_fd(), &[]).unwrap(), 0);
+        assert_eq!(recv_batch(b.as_fd(), &mut [], &mut []).unwrap(), 0);
     }
 }
