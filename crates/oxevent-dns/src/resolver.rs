@@ -2116,37 +2116,16 @@ mod tests {
     /// answer is the one given.
     #[test]
     fn an_oversized_udp_answer_goes_to_tcp() {
-        use std::net::TcpListener;
-        let (udp, tcp) = (0..100)
-            .find_map(|_| {
-                let u = UdpSocket::bind("127.0.0.1:0").ok()?;
-                let t = TcpListener::bind(u.local_addr().ok()?).ok()?;
-                Some((u, t))
-            })
-            .expect("a port free for UDP and TCP");
-        udp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let (udp, tcp) = udp_and_tcp_on_one_port();
         let addr = udp.local_addr().unwrap();
         let peer = std::thread::spawn(move || {
             let mut buf = [0u8; 512];
             let (n, from) = udp.recv_from(&mut buf).unwrap();
-            // 80 A records: far past 512 bytes, and no TC bit.
             let mut big = answer_to(&buf[..n], [6, 6, 6, 6]);
-            let rec = big[big.len() - 16..].to_vec();
-            for _ in 1..80 {
-                big.extend_from_slice(&rec);
-            }
-            big[6..8].copy_from_slice(&80u16.to_be_bytes());
+            grow_to_80_records(&mut big);
             assert!(big.len() > 1000);
             udp.send_to(&big, from).unwrap();
-            let (mut s, _) = tcp.accept().unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut len = [0u8; 2];
-            s.read_exact(&mut len).unwrap();
-            let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
-            s.read_exact(&mut q).unwrap();
-            let a = answer_to(&q, [10, 9, 8, 7]);
-            s.write_all(&(a.len() as u16).to_be_bytes()).unwrap();
-            s.write_all(&a).unwrap();
+            answer_one_tcp_query(&tcp);
         });
         let got = resolve_v4_once(addr, "big.test");
         peer.join().unwrap();
@@ -2159,16 +2138,8 @@ mod tests {
     /// read in a batch (`MSG_TRUNC`) goes to TCP as a lone one does.
     #[test]
     fn piled_up_answers_are_read_in_growing_batches() {
-        use std::net::TcpListener;
         const N: u8 = 12;
-        let (udp, tcp) = (0..100)
-            .find_map(|_| {
-                let u = UdpSocket::bind("127.0.0.1:0").ok()?;
-                let t = TcpListener::bind(u.local_addr().ok()?).ok()?;
-                Some((u, t))
-            })
-            .expect("a port free for UDP and TCP");
-        udp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let (udp, tcp) = udp_and_tcp_on_one_port();
         let addr = udp.local_addr().unwrap();
         let mut base = EventBase::new().unwrap();
         let dns = DnsBase::new(&mut base, Init::Empty).unwrap();
@@ -2196,33 +2167,19 @@ mod tests {
         for (k, (q, from)) in queries.iter().enumerate() {
             let mut a = answer_to(q, [10, 0, 0, k as u8]);
             if k + 1 == usize::from(N) {
-                let rec = a[a.len() - 16..].to_vec();
-                for _ in 1..80 {
-                    a.extend_from_slice(&rec);
-                }
-                a[6..8].copy_from_slice(&80u16.to_be_bytes());
+                grow_to_80_records(&mut a);
             }
             udp.send_to(&a, from).unwrap();
         }
         let last = queries.last().map(|(q, _)| q.clone()).unwrap();
-        let peer = std::thread::spawn(move || {
-            let (mut s, _) = tcp.accept().unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut len = [0u8; 2];
-            s.read_exact(&mut len).unwrap();
-            let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
-            s.read_exact(&mut q).unwrap();
-            // The same question as over UDP (its 0x20 case drawn anew).
-            assert!(q[wire::HEADER_LEN..].eq_ignore_ascii_case(&last[wire::HEADER_LEN..]));
-            let a = answer_to(&q, [10, 9, 8, 7]);
-            s.write_all(&(a.len() as u16).to_be_bytes()).unwrap();
-            s.write_all(&a).unwrap();
-        });
+        let peer = std::thread::spawn(move || answer_one_tcp_query(&tcp));
         let start = Instant::now();
         while got.borrow().len() < usize::from(N) && start.elapsed() < Duration::from_secs(10) {
             base.run(oxevent_core::LoopFlags::ONCE).unwrap();
         }
-        peer.join().unwrap();
+        let q = peer.join().unwrap();
+        // The same question as over UDP (its 0x20 case drawn anew).
+        assert!(q[wire::HEADER_LEN..].eq_ignore_ascii_case(&last[wire::HEADER_LEN..]));
         let got = got.borrow();
         assert_eq!(got.len(), usize::from(N));
         for (i, r) in got.iter() {
@@ -2235,6 +2192,46 @@ mod tests {
             };
             assert_eq!(r.as_ref().unwrap(), &vec![IpAddr::V4(want)], "x{i}");
         }
+    }
+
+    /// A UDP socket and a TCP listener on the same loopback port (the
+    /// nameserver of a test that falls back to TCP); the UDP side times
+    /// out after 10 s.
+    fn udp_and_tcp_on_one_port() -> (UdpSocket, std::net::TcpListener) {
+        let (udp, tcp) = (0..100)
+            .find_map(|_| {
+                let u = UdpSocket::bind("127.0.0.1:0").ok()?;
+                let t = std::net::TcpListener::bind(u.local_addr().ok()?).ok()?;
+                Some((u, t))
+            })
+            .expect("a port free for UDP and TCP");
+        udp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        (udp, tcp)
+    }
+
+    /// Repeats the last A record of the one-record answer `a` to 80
+    /// records: far past 512 bytes, and no TC bit.
+    fn grow_to_80_records(a: &mut Vec<u8>) {
+        let rec = a[a.len() - 16..].to_vec();
+        for _ in 1..80 {
+            a.extend_from_slice(&rec);
+        }
+        a[6..8].copy_from_slice(&80u16.to_be_bytes());
+    }
+
+    /// Accepts one TCP connection on `tcp`, reads one framed query and
+    /// answers it with the A record 10.9.8.7. Returns the query.
+    fn answer_one_tcp_query(tcp: &std::net::TcpListener) -> Vec<u8> {
+        let (mut s, _) = tcp.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).unwrap();
+        let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut q).unwrap();
+        let a = answer_to(&q, [10, 9, 8, 7]);
+        s.write_all(&(a.len() as u16).to_be_bytes()).unwrap();
+        s.write_all(&a).unwrap();
+        q
     }
 
     /// Resolves the A records of `name` (no search list) against the one
