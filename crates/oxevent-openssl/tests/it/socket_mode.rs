@@ -40,6 +40,20 @@ fn peer(
     (addr, h)
 }
 
+/// A socket-mode client bufferevent (no fd yet) for `localhost`, verified
+/// against the test CA.
+fn new_client(base: &mut EventBase, pki: &TestPki) -> BufferEvent {
+    let ssl = oxevent_openssl::client_ssl(&pki.connector(), "localhost").unwrap();
+    oxevent_openssl::socket_new(
+        base,
+        None,
+        ssl,
+        TlsState::Connecting,
+        BevOptions::CLOSE_ON_FREE,
+    )
+    .unwrap()
+}
+
 /// Our socket-mode client connected to `addr`, recording what it reads
 /// and the events (with the error behind an `ERROR`).
 #[allow(clippy::type_complexity)]
@@ -53,15 +67,7 @@ fn client(
     Rc<RefCell<Vec<BevFlags>>>,
     Rc<RefCell<Option<TlsError>>>,
 ) {
-    let ssl = oxevent_openssl::client_ssl(&pki.connector(), "localhost").unwrap();
-    let bev = oxevent_openssl::socket_new(
-        base,
-        None,
-        ssl,
-        TlsState::Connecting,
-        BevOptions::CLOSE_ON_FREE,
-    )
-    .unwrap();
+    let bev = new_client(base, pki);
     let got = record_reads(base, bev);
     let evs = Rc::new(RefCell::new(Vec::new()));
     let err = Rc::new(RefCell::new(None));
@@ -194,15 +200,7 @@ fn stranded(base: &mut EventBase, pki: &TestPki) {
         let mut b = [0u8; 1];
         let _ = tls.read(&mut b);
     });
-    let ssl = oxevent_openssl::client_ssl(&pki.connector(), "localhost").unwrap();
-    let bev = oxevent_openssl::socket_new(
-        base,
-        None,
-        ssl,
-        TlsState::Connecting,
-        BevOptions::CLOSE_ON_FREE,
-    )
-    .unwrap();
+    let bev = new_client(base, pki);
     let reads = Rc::new(Cell::new(0u32));
     let r = reads.clone();
     // The read callback takes nothing: the input stays at the watermark.
