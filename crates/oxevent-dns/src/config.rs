@@ -58,8 +58,13 @@ pub struct Options {
     /// (`socket-pool:`, default 4).
     pub socket_pool: usize,
     /// Queries sent on a UDP socket before it is replaced by a fresh one
-    /// on another random port (`socket-rotate:`, default 512).
+    /// on another random port (`socket-rotate:`, default 2048).
     pub socket_rotate: u32,
+    /// The age past which a UDP socket is replaced when it is next picked,
+    /// whatever its count of queries (`socket-rotate-interval:`, default
+    /// 5 s): a port stays in use for seconds, not for as long as a slow
+    /// trickle of queries takes to reach [`socket_rotate`](Self::socket_rotate).
+    pub socket_rotate_interval: Duration,
 }
 
 impl Default for Options {
@@ -81,7 +86,8 @@ impl Default for Options {
             probe_backoff_factor: 3,
             tcp_idle_timeout: Duration::from_secs(10),
             socket_pool: 4,
-            socket_rotate: 512,
+            socket_rotate: 2048,
+            socket_rotate_interval: Duration::from_secs(5),
         }
     }
 }
@@ -97,7 +103,8 @@ impl Options {
     /// `max-timeouts`, `max-inflight`, `max-pending`, `edns-udp-size`,
     /// `edns0`, `use-vc`, `ignore-tc`, `rotate`, `randomize-case`,
     /// `initial-probe-timeout`, `max-probe-timeout`, `probe-backoff-factor`,
-    /// `tcp-idle-timeout`, `socket-pool`, `socket-rotate`.
+    /// `tcp-idle-timeout`, `socket-pool`, `socket-rotate`,
+    /// `socket-rotate-interval`.
     ///
     /// # Errors
     ///
@@ -149,6 +156,9 @@ impl Options {
             "tcp-idle-timeout" => self.tcp_idle_timeout = parse_secs(value).ok_or_else(bad)?,
             "socket-pool" => self.socket_pool = int(64)?.max(1) as usize,
             "socket-rotate" => self.socket_rotate = int(u64::from(u32::MAX))?.max(1) as u32,
+            "socket-rotate-interval" => {
+                self.socket_rotate_interval = parse_secs(value).ok_or_else(bad)?;
+            }
             _ => {
                 return Err(Error::Io(io::Error::new(
                     io::ErrorKind::InvalidInput,

@@ -274,6 +274,10 @@ struct UdpSock {
     sock: UdpSocket,
     ev: Event,
     sent: u32,
+    /// When it was opened: it is replaced once older than
+    /// [`Options::socket_rotate_interval`] (or after
+    /// [`Options::socket_rotate`] queries).
+    born: Instant,
     outstanding: u32,
     armed: bool,
     /// How many datagrams the next read asks for (at most [`RECV_BATCH`];
@@ -1029,11 +1033,10 @@ fn candidates(
 
 fn release_server(base: &mut EventBase, mut s: Server) {
     for u in s.socks.drain(..).chain(s.retiring.drain(..)) {
-        let _ = base.free(u.ev);
+        close_udp(base, u.ev, u.sock);
     }
     if let Some(c) = s.tcp.take() {
-        let _ = base.free(c.read_ev);
-        let _ = base.free(c.write_ev);
+        close_tcp_conn(base, c);
     }
     if let Some(t) = s.probe_timer.take() {
         let _ = base.free(t);
@@ -1205,12 +1208,29 @@ fn apply(base: &mut EventBase, a: Option<EvAction>) {
         Some(EvAction::Del(ev)) => {
             let _ = base.del(ev);
         }
-        Some(EvAction::Free(ev, sock)) => {
-            let _ = base.free(ev);
-            drop(sock);
-        }
+        Some(EvAction::Free(ev, sock)) => close_udp(base, ev, sock),
         None => {}
     }
+}
+
+/// Frees a pool socket's event, then closes the socket, telling the base
+/// first ([`EventBase::fd_closing`]): the removal its changelist would
+/// send at the next iteration would find the descriptor closed (`EBADF`),
+/// or taken by the socket that replaces it (`MOD` failing before `ADD`).
+fn close_udp(base: &mut EventBase, ev: Event, sock: UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let _ = base.free(ev);
+    base.fd_closing(sock.as_raw_fd());
+    drop(sock);
+}
+
+/// [`close_udp`] for the TCP connection to a nameserver.
+fn close_tcp_conn(base: &mut EventBase, c: TcpConn) {
+    use std::os::fd::AsRawFd;
+    let _ = base.free(c.read_ev);
+    let _ = base.free(c.write_ev);
+    base.fd_closing(c.stream.as_raw_fd());
+    drop(c);
 }
 
 /// Takes the request off the socket it was sent on; returns what the base
@@ -1248,18 +1268,26 @@ fn detach_r(r: &mut Resolver, key: Key) -> Option<EvAction> {
 /// per datagram, and `sendmmsg` copies a header per message), held the
 /// first answers' queries back behind the last answers' callbacks, and
 /// sent the queries in bursts.
-fn udp_send_fast(r: &mut Resolver, si: usize, key: Key) -> Option<io::Result<Option<Event>>> {
+fn udp_send_fast(
+    r: &mut Resolver,
+    si: usize,
+    key: Key,
+    now: Instant,
+) -> Option<io::Result<Option<Event>>> {
     let pool = r.opts.socket_pool.max(1);
-    let rotate_after = r.opts.socket_rotate.max(1);
     let Resolver {
-        servers, rng, reqs, ..
+        servers,
+        rng,
+        reqs,
+        opts,
+        ..
     } = r;
     let s = &mut servers[si];
     if s.socks.len() < pool {
         return None;
     }
     let idx = rng.below(s.socks.len() as u32) as usize;
-    if s.socks[idx].sent >= rotate_after {
+    if worn(&s.socks[idx], opts, now) {
         return None;
     }
     let server = s.id;
@@ -1295,7 +1323,7 @@ fn transmit(base: &mut EventBase, h: DnsBase, key: Key) {
         return;
     };
     if !tcp {
-        if let Some(res) = udp_send_fast(r, si, key) {
+        if let Some(res) = udp_send_fast(r, si, key, now) {
             // The common case: sent on the pool without touching the base,
             // so the bookkeeping needs no second look-up of the resolver.
             let (ok, arm) = match res {
@@ -1317,7 +1345,7 @@ fn transmit(base: &mut EventBase, h: DnsBase, key: Key) {
     let sent = if tcp {
         tcp_send(base, h, si, key)
     } else {
-        udp_send(base, h, si, key)
+        udp_send(base, h, si, key, now)
     };
     let Some(r) = get(base, h) else { return };
     if let Some((t, d)) = note_sent(r, key, now, sent.is_ok()) {
@@ -1347,6 +1375,14 @@ fn note_sent(r: &mut Resolver, key: Key, now: Instant, ok: bool) -> Option<(Even
     r.timer_armed = true;
     let d = r.timeouts.front().map_or(deadline, |f| f.deadline);
     Some((t, d.saturating_duration_since(now)))
+}
+
+/// Whether a pool socket is due for replacement by a fresh one on a new
+/// random port: after [`Options::socket_rotate`] queries, or once older
+/// than [`Options::socket_rotate_interval`], whichever comes first.
+fn worn(u: &UdpSock, opts: &Options, now: Instant) -> bool {
+    u.sent >= opts.socket_rotate.max(1)
+        || now.saturating_duration_since(u.born) >= opts.socket_rotate_interval
 }
 
 /// A UDP socket bound to a random port and connected to `addr`.
@@ -1383,15 +1419,21 @@ fn new_udp_socket(rng: &mut Rng, addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(sock.into())
 }
 
-fn udp_send(base: &mut EventBase, h: DnsBase, si: usize, key: Key) -> io::Result<()> {
+fn udp_send(
+    base: &mut EventBase,
+    h: DnsBase,
+    si: usize,
+    key: Key,
+    now: Instant,
+) -> io::Result<()> {
     let r = get(base, h).ok_or_else(|| io::Error::other("gone"))?;
     let pool = r.opts.socket_pool.max(1);
-    let rotate_after = r.opts.socket_rotate.max(1);
     let Resolver {
         servers,
         rng,
         reqs,
         next_id,
+        opts,
         ..
     } = r;
     let s = &mut servers[si];
@@ -1419,6 +1461,7 @@ fn udp_send(base: &mut EventBase, h: DnsBase, si: usize, key: Key) -> io::Result
             sock,
             ev,
             sent: 0,
+            born: now,
             outstanding: 0,
             armed: false,
             hint: 1,
@@ -1427,7 +1470,7 @@ fn udp_send(base: &mut EventBase, h: DnsBase, si: usize, key: Key) -> io::Result
     }
     // Rotate a worn socket: a fresh one on a new random port takes its
     // place; the old one stays until its last answer is in.
-    if s.socks[idx].sent >= rotate_after {
+    if worn(&s.socks[idx], opts, now) {
         let sock = new_udp_socket(rng, addr)?;
         let id = *next_id;
         *next_id += 1;
@@ -1446,13 +1489,14 @@ fn udp_send(base: &mut EventBase, h: DnsBase, si: usize, key: Key) -> io::Result
                 sock,
                 ev,
                 sent: 0,
+                born: now,
                 outstanding: 0,
                 armed: false,
                 hint: 1,
             },
         );
         if old.outstanding == 0 {
-            let _ = base.free(old.ev);
+            close_udp(base, old.ev, old.sock);
         } else {
             get(base, h)
                 .ok_or_else(|| io::Error::other("gone"))?
@@ -1964,8 +2008,7 @@ fn close_tcp(base: &mut EventBase, h: DnsBase, server: u64) {
         return;
     };
     if let Some(c) = s.tcp.take() {
-        let _ = base.free(c.read_ev);
-        let _ = base.free(c.write_ev);
+        close_tcp_conn(base, c);
     }
 }
 
@@ -2192,6 +2235,52 @@ mod tests {
             };
             assert_eq!(r.as_ref().unwrap(), &vec![IpAddr::V4(want)], "x{i}");
         }
+    }
+
+    /// A pool socket is replaced once older than `socket-rotate-interval`,
+    /// however few queries it sent, and not before: with one socket and a
+    /// 300 ms interval, two lookups in a row leave from one port, a third
+    /// one after the interval from another one (the old socket is still
+    /// open when the new one binds, so the ports differ).
+    #[test]
+    fn a_socket_older_than_the_interval_is_replaced() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        let mut base = EventBase::new().unwrap();
+        let dns = DnsBase::new(&mut base, Init::Empty).unwrap();
+        dns.nameserver_sockaddr_add(&mut base, addr).unwrap();
+        dns.set_option(&mut base, "socket-pool:", "1").unwrap();
+        dns.set_option(&mut base, "socket-rotate-interval:", "0.3")
+            .unwrap();
+        let mut ports = Vec::new();
+        for (i, pause) in [0u64, 0, 400].into_iter().enumerate() {
+            std::thread::sleep(Duration::from_millis(pause));
+            let done: Rc<RefCell<Option<Result<Vec<IpAddr>>>>> = Rc::default();
+            let d = done.clone();
+            let name = format!("r{i}.test");
+            dns.resolve_ipv4(&mut base, &name, QueryFlags::NO_SEARCH, move |_, r| {
+                *d.borrow_mut() = Some(r.map(|a| a.addrs()));
+            })
+            .unwrap();
+            let mut buf = [0u8; 512];
+            let (n, from) = server.recv_from(&mut buf).unwrap();
+            server
+                .send_to(&answer_to(&buf[..n], [10, 0, 0, i as u8]), from)
+                .unwrap();
+            let start = Instant::now();
+            while done.borrow().is_none() && start.elapsed() < Duration::from_secs(10) {
+                base.run(oxevent_core::LoopFlags::ONCE).unwrap();
+            }
+            let got = done.borrow_mut().take().expect("an answer within 10 s");
+            assert_eq!(got.unwrap(), vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8))]);
+            ports.push(from.port());
+        }
+        assert_eq!(ports[0], ports[1], "rotated before the interval");
+        assert_ne!(ports[1], ports[2], "not rotated after the interval");
+        dns.free(&mut base, false);
     }
 
     /// A UDP socket and a TCP listener on the same loopback port (the

@@ -226,11 +226,14 @@ impl ServerPort {
         let Some(mut pt) = base.extension::<Registry>().ports.remove(self.0) else {
             return;
         };
-        if let Some((_, ev)) = pt.udp.take() {
+        use std::os::fd::AsRawFd;
+        if let Some((sock, ev)) = pt.udp.take() {
             let _ = base.free(ev);
+            base.fd_closing(sock.as_raw_fd());
         }
-        if let Some((_, ev)) = pt.tcp.take() {
+        if let Some((lis, ev)) = pt.tcp.take() {
             let _ = base.free(ev);
+            base.fd_closing(lis.as_raw_fd());
         }
         for c in pt.clients.drain() {
             free_client(base, c);
@@ -383,10 +386,16 @@ fn close_client(base: &mut EventBase, p: ServerPort, key: Key) {
     }
 }
 
+/// Frees a client's events, then closes its socket, telling the base first
+/// ([`EventBase::fd_closing`]: no removal left for the changelist to send
+/// on a closed descriptor).
 fn free_client(base: &mut EventBase, c: Client) {
+    use std::os::fd::AsRawFd;
     for ev in [c.read_ev, c.write_ev].into_iter().flatten() {
         let _ = base.free(ev);
     }
+    base.fd_closing(c.stream.as_raw_fd());
+    drop(c);
 }
 
 fn on_client_read(base: &mut EventBase, p: ServerPort, key: Key, peer: SocketAddr, what: What) {
