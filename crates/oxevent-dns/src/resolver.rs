@@ -274,10 +274,10 @@ struct UdpSock {
     sock: UdpSocket,
     ev: Event,
     sent: u32,
-    /// When it was opened: it is replaced once older than
-    /// [`Options::socket_rotate_interval`] (or after
-    /// [`Options::socket_rotate`] queries).
-    born: Instant,
+    /// When it was opened plus [`Options::socket_rotate_interval`]: it is
+    /// replaced when picked after that (or after [`Options::socket_rotate`]
+    /// queries).
+    retire_at: Instant,
     outstanding: u32,
     armed: bool,
     /// How many datagrams the next read asks for (at most [`RECV_BATCH`];
@@ -1381,8 +1381,7 @@ fn note_sent(r: &mut Resolver, key: Key, now: Instant, ok: bool) -> Option<(Even
 /// random port: after [`Options::socket_rotate`] queries, or once older
 /// than [`Options::socket_rotate_interval`], whichever comes first.
 fn worn(u: &UdpSock, opts: &Options, now: Instant) -> bool {
-    u.sent >= opts.socket_rotate.max(1)
-        || now.saturating_duration_since(u.born) >= opts.socket_rotate_interval
+    u.sent >= opts.socket_rotate.max(1) || now >= u.retire_at
 }
 
 /// A UDP socket bound to a random port and connected to `addr`.
@@ -1428,6 +1427,7 @@ fn udp_send(
 ) -> io::Result<()> {
     let r = get(base, h).ok_or_else(|| io::Error::other("gone"))?;
     let pool = r.opts.socket_pool.max(1);
+    let interval = r.opts.socket_rotate_interval;
     let Resolver {
         servers,
         rng,
@@ -1461,7 +1461,7 @@ fn udp_send(
             sock,
             ev,
             sent: 0,
-            born: now,
+            retire_at: now + interval,
             outstanding: 0,
             armed: false,
             hint: 1,
@@ -1489,7 +1489,7 @@ fn udp_send(
                 sock,
                 ev,
                 sent: 0,
-                born: now,
+                retire_at: now + interval,
                 outstanding: 0,
                 armed: false,
                 hint: 1,
