@@ -25,15 +25,15 @@ pub fn mkfifo(path: &Path, mode: u32) -> io::Result<()> {
 ///
 /// # Errors
 ///
-/// The OS error from `fcntl`.
+/// The OS error from `ioctl`.
 pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: F_GETFL on a borrowed (hence open) fd has no memory effects.
-    let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
-    if fl < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: F_SETFL with integer flags on an open fd has no memory effects.
-    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK) } < 0 {
+    // One `ioctl(FIONBIO)` rather than `fcntl` `F_GETFL` then `F_SETFL`
+    // (as the standard library does): a system call less for every socket
+    // a bufferevent takes, accepted connections included.
+    let mut on: libc::c_int = 1;
+    // SAFETY: FIONBIO reads one c_int through the pointer, which points to
+    // a live local; the fd is borrowed, hence open.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONBIO, &mut on) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
