@@ -1418,13 +1418,7 @@ fn new_udp_socket(rng: &mut Rng, addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(sock.into())
 }
 
-fn udp_send(
-    base: &mut EventBase,
-    h: DnsBase,
-    si: usize,
-    key: Key,
-    now: Instant,
-) -> io::Result<()> {
+fn udp_send(base: &mut EventBase, h: DnsBase, si: usize, key: Key, now: Instant) -> io::Result<()> {
     let r = get(base, h).ok_or_else(|| io::Error::other("gone"))?;
     let pool = r.opts.socket_pool.max(1);
     let interval = r.opts.socket_rotate_interval;
@@ -2275,7 +2269,10 @@ mod tests {
                 base.run(oxevent_core::LoopFlags::ONCE).unwrap();
             }
             let got = done.borrow_mut().take().expect("an answer within 10 s");
-            assert_eq!(got.unwrap(), vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8))]);
+            assert_eq!(
+                got.unwrap(),
+                vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8))]
+            );
             ports.push(from.port());
         }
         assert_eq!(ports[0], ports[1], "rotated before the interval");
