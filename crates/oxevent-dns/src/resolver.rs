@@ -2106,6 +2106,17 @@ mod tests {
     use std::cell::RefCell;
     use std::rc::Rc;
 
+    /// A loopback UDP socket standing in for a nameserver (reads time out
+    /// after 10 s), and its address.
+    fn fake_nameserver() -> (UdpSocket, SocketAddr) {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        (server, addr)
+    }
+
     /// A correct answer (one A record, `ip`) to the query `q`.
     fn answer_to(q: &[u8], ip: [u8; 4]) -> Vec<u8> {
         let mut pos = wire::HEADER_LEN;
@@ -2125,12 +2136,8 @@ mod tests {
     /// from another port, with the right id and question, is never read.
     #[test]
     fn an_answer_from_another_address_is_ignored() {
-        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (server, addr) = fake_nameserver();
         let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
-        server
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let addr = server.local_addr().unwrap();
         let peer = std::thread::spawn(move || {
             let mut buf = [0u8; 512];
             let (n, from) = server.recv_from(&mut buf).unwrap();
@@ -2238,11 +2245,7 @@ mod tests {
     /// open when the new one binds, so the ports differ).
     #[test]
     fn a_socket_older_than_the_interval_is_replaced() {
-        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
-        server
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let addr = server.local_addr().unwrap();
+        let (server, addr) = fake_nameserver();
         let mut base = EventBase::new().unwrap();
         let dns = DnsBase::new(&mut base, Init::Empty).unwrap();
         dns.nameserver_sockaddr_add(&mut base, addr).unwrap();
@@ -2365,11 +2368,7 @@ mod tests {
     /// domain appended.
     #[test]
     fn init_system_reads_resolv_conf_and_hosts() {
-        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
-        server
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let addr = server.local_addr().unwrap();
+        let (server, addr) = fake_nameserver();
         let conf = Temp::new(
             "resolv",
             &format!(
