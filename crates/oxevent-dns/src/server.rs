@@ -226,14 +226,13 @@ impl ServerPort {
         let Some(mut pt) = base.extension::<Registry>().ports.remove(self.0) else {
             return;
         };
-        use std::os::fd::AsRawFd;
-        if let Some((sock, ev)) = pt.udp.take() {
+        // Not `fd_closing` for these two: they came from the caller, who
+        // may hold duplicates (see its documentation).
+        if let Some((_, ev)) = pt.udp.take() {
             let _ = base.free(ev);
-            base.fd_closing(sock.as_raw_fd());
         }
-        if let Some((lis, ev)) = pt.tcp.take() {
+        if let Some((_, ev)) = pt.tcp.take() {
             let _ = base.free(ev);
-            base.fd_closing(lis.as_raw_fd());
         }
         for c in pt.clients.drain() {
             free_client(base, c);
