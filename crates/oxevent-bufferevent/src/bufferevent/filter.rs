@@ -22,8 +22,8 @@ use std::io;
 use oxevent_core::{EventBase, What};
 
 use super::{
-    BevData, BevEvent, BevFlags, BevOptions, BufferEvent, FlushMode, Kind, PackedTimeout, bevs,
-    data, eventcb, mark_dirty, readcb, suspend, update_read_wm, writecb,
+    BevData, BevEvent, BevFlags, BevOptions, BufferEvent, FlushMode, Kind, PackedTimeout, Reported,
+    after_layer_run, bevs, data, eventcb, mark_dirty, read_budget, suspend, update_read_wm,
 };
 use crate::buffer::Buffer;
 use crate::slab::Key;
@@ -68,8 +68,7 @@ pub struct FilterCtx<'a> {
     /// Whether the user has reading enabled and not suspended: if not, a
     /// filter should not produce into `input` (it may still handshake).
     pub reading: bool,
-    events: BevFlags,
-    error: Option<i32>,
+    reported: Reported,
 }
 
 impl fmt::Debug for FilterCtx<'_> {
@@ -83,7 +82,7 @@ impl fmt::Debug for FilterCtx<'_> {
             .field("max_read", &self.max_read)
             .field("mode", &self.mode)
             .field("reading", &self.reading)
-            .field("events", &self.events)
+            .field("events", &self.reported.events)
             .finish()
     }
 }
@@ -94,10 +93,7 @@ impl FilterCtx<'_> {
     /// the same run, except `CONNECTED`, which comes before it). Several
     /// reports in one run are merged.
     pub fn report(&mut self, what: BevFlags, error: Option<i32>) {
-        self.events |= what;
-        if error.is_some() {
-            self.error = error;
-        }
+        self.reported.add(what, error);
     }
 
     /// How many more bytes may be produced into the input in this run: the
@@ -105,10 +101,7 @@ impl FilterCtx<'_> {
     /// read, 0 if the user does not read.
     #[must_use]
     pub fn read_budget(&self) -> usize {
-        if !self.reading {
-            return 0;
-        }
-        self.limit.unwrap_or(usize::MAX).min(self.max_read)
+        read_budget(self.reading, self.limit, self.max_read)
     }
 }
 
@@ -426,8 +419,7 @@ struct Outcome {
     /// The hook took from the underlying input: its read watermark may
     /// let it read again.
     under_took: bool,
-    events: BevFlags,
-    error: Option<i32>,
+    reported: Reported,
     under: Key,
 }
 
@@ -465,11 +457,10 @@ fn run(
         max_read,
         mode,
         reading,
-        events: BevFlags::empty(),
-        error: None,
+        reported: Reported::default(),
     };
     let result = call(&mut hook, &mut cx);
-    let (events, error) = (cx.events, cx.error);
+    let reported = cx.reported;
     let produced = cx.input.len().saturating_sub(input_before);
     let output_after = cx.output.len();
     let under_grew = cx.under_output.len() > under_before;
@@ -484,8 +475,7 @@ fn run(
         output_after,
         under_grew,
         under_took,
-        events,
-        error,
+        reported,
         under,
     })
 }
@@ -526,33 +516,21 @@ fn after_run(base: &mut EventBase, key: Key, o: Outcome, error_flags: BevFlags) 
     if o.under_grew || o.under_took {
         let _ = under.touch(base);
     }
-    let mut events = o.events;
-    if o.result == FilterResult::Error && !events.contains(BevFlags::ERROR) {
-        events |= error_flags | BevFlags::ERROR;
+    let mut reported = o.reported;
+    if o.result == FilterResult::Error && !reported.events.contains(BevFlags::ERROR) {
+        reported.events |= error_flags | BevFlags::ERROR;
     }
     let Ok(d) = data(base, key) else { return };
-    let changed = update_read_wm(d);
-    let ready = o.produced > 0 && d.input.len() >= d.wm_read.0;
-    let drained = o.output_before > 0 && o.output_after < o.output_before && {
-        let wm = d.wm_write.0;
-        o.output_after <= wm
-    };
-    if changed {
+    if update_read_wm(d) {
         let _ = sync(base, key);
     }
-    if events.contains(BevFlags::CONNECTED) {
-        eventcb(base, key, BevEvent::new(BevFlags::CONNECTED, None));
-        events = events.difference(BevFlags::CONNECTED);
-    }
-    if ready {
-        readcb(base, key);
-    }
-    if drained {
-        writecb(base, key);
-    }
-    if !events.is_empty() {
-        eventcb(base, key, BevEvent::new(events, o.error));
-    }
+    after_layer_run(
+        base,
+        key,
+        o.produced,
+        (o.output_before, o.output_after),
+        reported,
+    );
     // The hook's needs may have changed (a handshake finished), and it may
     // hold more input than it delivered: come back for it next pass.
     let _ = sync(base, key);

@@ -1037,6 +1037,69 @@ fn run_eventcb(base: &mut EventBase, key: Key, ev: BevEvent) {
     }
 }
 
+/// What one run of a layer over a bufferevent's buffers (a filter hook, a
+/// socket transport) reported for the event callback: the events merged,
+/// and the last error given.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Reported {
+    pub(crate) events: BevFlags,
+    pub(crate) error: Option<i32>,
+}
+
+impl Reported {
+    /// Merges one report.
+    pub(crate) fn add(&mut self, what: BevFlags, error: Option<i32>) {
+        self.events |= what;
+        if error.is_some() {
+            self.error = error;
+        }
+    }
+}
+
+/// How many more bytes a layer may put into the input in one run: the
+/// smaller of `limit` (the room below the high watermark) and the max
+/// single read, 0 if the user does not read.
+pub(crate) fn read_budget(reading: bool, limit: Option<usize>, max_read: usize) -> usize {
+    if !reading {
+        return 0;
+    }
+    limit.unwrap_or(usize::MAX).min(max_read)
+}
+
+/// The user's callbacks after a layer's run, in order: `CONNECTED`, the
+/// read callback if `produced` bytes brought the input to its low
+/// watermark, the write callback if the run drained the output (from
+/// `output` .0 to .1 bytes) to its low watermark, then the other reported
+/// events.
+pub(crate) fn after_layer_run(
+    base: &mut EventBase,
+    key: Key,
+    produced: usize,
+    output: (usize, usize),
+    reported: Reported,
+) {
+    let Some(d) = bevs(base).slab.get_mut(key) else {
+        return;
+    };
+    let ready = produced > 0 && d.input.len() >= d.wm_read.0;
+    let (before, after) = output;
+    let drained = before > 0 && after < before && after <= d.wm_write.0;
+    let mut events = reported.events;
+    if events.contains(BevFlags::CONNECTED) {
+        eventcb(base, key, BevEvent::new(BevFlags::CONNECTED, None));
+        events = events.difference(BevFlags::CONNECTED);
+    }
+    if ready {
+        readcb(base, key);
+    }
+    if drained {
+        writecb(base, key);
+    }
+    if !events.is_empty() {
+        eventcb(base, key, BevEvent::new(events, reported.error));
+    }
+}
+
 /// Applies the read high watermark: suspends or resumes reading.
 /// Returns whether the suspension changed.
 pub(crate) fn update_read_wm(d: &mut BevData) -> bool {

@@ -46,8 +46,8 @@ use oxevent_core::{Event, EventBase, What};
 
 use super::socket::{self, SocketState};
 use super::{
-    BevData, BevEvent, BevFlags, BevOptions, Bevs, BufferEvent, FlushMode, Kind, bevs, data,
-    mark_dirty, note_dirty, readcb, update_read_wm, writecb,
+    BevData, BevEvent, BevFlags, BevOptions, Bevs, BufferEvent, FlushMode, Kind, Reported,
+    after_layer_run, bevs, data, mark_dirty, note_dirty, read_budget, update_read_wm,
 };
 use crate::buffer::{Buffer, BufferError};
 use crate::slab::Key;
@@ -146,8 +146,7 @@ pub struct TransportCtx<'a> {
     peer_closing: bool,
     read_again: bool,
     write_again: bool,
-    events: BevFlags,
-    error: Option<i32>,
+    reported: Reported,
 }
 
 impl fmt::Debug for TransportCtx<'_> {
@@ -162,7 +161,7 @@ impl fmt::Debug for TransportCtx<'_> {
             .field("writing", &self.writing)
             .field("readable", &self.readable)
             .field("fd", &self.fd)
-            .field("events", &self.events)
+            .field("events", &self.reported.events)
             .finish_non_exhaustive()
     }
 }
@@ -172,10 +171,7 @@ impl<'a> TransportCtx<'a> {
     /// (`CONNECTED` before the read callback of the same run, the rest
     /// after it). Several reports in one run are merged.
     pub fn report(&mut self, what: BevFlags, error: Option<i32>) {
-        self.events |= what;
-        if error.is_some() {
-            self.error = error;
-        }
+        self.reported.add(what, error);
     }
 
     /// How many more bytes may be put into the input in this run: the
@@ -183,10 +179,7 @@ impl<'a> TransportCtx<'a> {
     /// read, 0 if the user does not read.
     #[must_use]
     pub fn read_budget(&self) -> usize {
-        if !self.reading {
-            return 0;
-        }
-        self.limit.unwrap_or(usize::MAX).min(self.max_read)
+        read_budget(self.reading, self.limit, self.max_read)
     }
 
     /// The socket, if the bufferevent has one.
@@ -266,8 +259,7 @@ struct Outcome {
     input_changed: bool,
     output_before: usize,
     output_after: usize,
-    events: BevFlags,
-    error: Option<i32>,
+    reported: Reported,
     read_again: Option<Event>,
     write_again: Option<Event>,
 }
@@ -342,8 +334,7 @@ fn run(
         peer_closing: s.edge && s.peer_closed,
         read_again: false,
         write_again: false,
-        events: BevFlags::empty(),
-        error: None,
+        reported: Reported::default(),
     };
     call(&mut *t, &mut cx);
     let o = Outcome {
@@ -351,8 +342,7 @@ fn run(
         input_changed: cx.input.len() != input_before,
         output_before,
         output_after: cx.output.len(),
-        events: cx.events,
-        error: cx.error,
+        reported: cx.reported,
         read_again: if s.edge && cx.read_again {
             s.read_ev
         } else {
@@ -381,9 +371,6 @@ fn after_run(base: &mut EventBase, key: Key, o: Outcome) {
     let add_virtual = (o.input_changed || o.output_after != o.output_before)
         && note_dirty(d, key, dirty, virtual_held);
     update_read_wm(d);
-    let ready = o.produced > 0 && d.input.len() >= d.wm_read.0;
-    let drained =
-        o.output_before > 0 && o.output_after < o.output_before && o.output_after <= d.wm_write.0;
     // Come back for an undrained socket only while that direction is still
     // wanted (re-arming it later activates it anyway; and running a
     // persistent event re-arms its timeout, so a disarmed one must not be
@@ -400,20 +387,13 @@ fn after_run(base: &mut EventBase, key: Key, o: Outcome) {
     if let Some(ev) = write_again {
         let _ = base.activate(ev, What::WRITE, 1);
     }
-    let mut events = o.events;
-    if events.contains(BevFlags::CONNECTED) {
-        super::eventcb(base, key, BevEvent::new(BevFlags::CONNECTED, None));
-        events = events.difference(BevFlags::CONNECTED);
-    }
-    if ready {
-        readcb(base, key);
-    }
-    if drained {
-        writecb(base, key);
-    }
-    if !events.is_empty() {
-        super::eventcb(base, key, BevEvent::new(events, o.error));
-    }
+    after_layer_run(
+        base,
+        key,
+        o.produced,
+        (o.output_before, o.output_after),
+        o.reported,
+    );
     // Input held back (the max single read was reached): come back for it
     // at the next flush.
     let more = data(base, key).is_ok_and(|d| {
