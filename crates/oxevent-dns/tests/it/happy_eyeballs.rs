@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use oxevent_bufferevent::{BevFlags, BevOptions, BufferEvent, Family, Resolve, ResolveDone};
 use oxevent_core::EventBase;
-use oxevent_dns::{DnsBase, Init, Rcode, RecordType, ServerPort};
+use oxevent_dns::{DnsBase, Init, Rcode, RecordType, ServerPort, ServerRequest};
 use oxevent_test_support::Watchdog;
 use socket2::{Domain, Socket, Type};
 
@@ -21,6 +21,27 @@ impl Resolve for Fixed {
     fn resolve(&self, base: &mut EventBase, _: &str, _: u16, _: Family, done: ResolveDone) {
         done(base, Ok(self.0.clone()));
     }
+}
+
+/// A DNS server on loopback UDP and a resolver using it. `answer` gets the
+/// question's name in lower case (the resolver randomises its case, 0x20),
+/// the name as asked (for the owner of the records it adds), the type and
+/// the request; it returns the response code.
+fn resolver_of(
+    base: &mut EventBase,
+    answer: impl Fn(&str, &str, RecordType, &mut ServerRequest) -> Rcode + 'static,
+) -> (ServerPort, DnsBase) {
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = udp.local_addr().unwrap();
+    let server = ServerPort::new(base, Some(udp), None, move |base, mut req| {
+        let q = req.questions()[0].clone();
+        let rc = answer(&q.name.to_ascii_lowercase(), &q.name, q.qtype, &mut req);
+        req.respond(base, rc).unwrap();
+    })
+    .unwrap();
+    let dns = DnsBase::new(base, Init::Empty).unwrap();
+    dns.nameserver_sockaddr_add(base, addr).unwrap();
+    (server, dns)
 }
 
 /// A listener whose accept queue is full: SYNs to it are dropped, so a
@@ -122,29 +143,18 @@ fn connect_hostname_through_our_resolver() {
     let port = good.local_addr().unwrap().port();
     // Our server: svc.test is ::1 (nothing listens there on that port, or
     // no IPv6 at all) and 127.0.0.1.
-    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let dns_addr = udp.local_addr().unwrap();
-    let _server = ServerPort::new(&mut base, Some(udp), None, |base, mut req| {
-        let q = req.questions()[0].clone();
-        // The resolver randomises the case (0x20): compare in lower case.
-        let name = q.name.to_ascii_lowercase();
-        match (name.as_str(), q.qtype) {
-            ("svc.test", RecordType::A) => req.add_a_reply(&q.name, &[Ipv4Addr::LOCALHOST], 60),
-            ("svc.test", RecordType::AAAA) => {
-                req.add_aaaa_reply(&q.name, &[Ipv6Addr::LOCALHOST], 60)
-            }
+    let (_server, dns) = resolver_of(&mut base, |name, owner, qtype, req| {
+        match (name, qtype) {
+            ("svc.test", RecordType::A) => req.add_a_reply(owner, &[Ipv4Addr::LOCALHOST], 60),
+            ("svc.test", RecordType::AAAA) => req.add_aaaa_reply(owner, &[Ipv6Addr::LOCALHOST], 60),
             _ => {}
         }
-        let rc = if name == "svc.test" {
+        if name == "svc.test" {
             Rcode::NOERROR
         } else {
             Rcode::NXDOMAIN
-        };
-        req.respond(base, rc).unwrap();
-    })
-    .unwrap();
-    let dns = DnsBase::new(&mut base, Init::Empty).unwrap();
-    dns.nameserver_sockaddr_add(&mut base, dns_addr).unwrap();
+        }
+    });
     let got = connect(&mut base, &dns, "svc.test", port);
     assert!(run_until(&mut base, Duration::from_secs(10), || !got
         .borrow()
@@ -180,25 +190,18 @@ fn resolve_parts_hands_over_each_family_as_it_comes() {
     // two parts (the last one flagged), one family gives one.
     let _w = Watchdog::new("resolve_parts", Duration::from_secs(30));
     let mut base = EventBase::new().unwrap();
-    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let dns_addr = udp.local_addr().unwrap();
-    let _server = ServerPort::new(&mut base, Some(udp), None, |base, mut req| {
-        let q = req.questions()[0].clone();
-        let name = q.name.to_ascii_lowercase();
-        match (name.as_str(), q.qtype) {
+    let (_server, dns) = resolver_of(&mut base, |name, owner, qtype, req| {
+        match (name, qtype) {
             ("dual.test" | "v4only.test", RecordType::A) => {
-                req.add_a_reply(&q.name, &[Ipv4Addr::new(10, 0, 0, 1)], 60)
+                req.add_a_reply(owner, &[Ipv4Addr::new(10, 0, 0, 1)], 60)
             }
             ("dual.test", RecordType::AAAA) => {
-                req.add_aaaa_reply(&q.name, &[Ipv6Addr::LOCALHOST], 60)
+                req.add_aaaa_reply(owner, &[Ipv6Addr::LOCALHOST], 60)
             }
             _ => {}
         }
-        req.respond(base, Rcode::NOERROR).unwrap();
-    })
-    .unwrap();
-    let dns = DnsBase::new(&mut base, Init::Empty).unwrap();
-    dns.nameserver_sockaddr_add(&mut base, dns_addr).unwrap();
+        Rcode::NOERROR
+    });
     let collect = |base: &mut EventBase, host: &str, family: Family| -> Vec<Part> {
         let parts: Log<Part> = log();
         let p = parts.clone();
